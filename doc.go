@@ -1,0 +1,3 @@
+// Package pgwait gives database/sql applications read-your-writes consistency
+// on PostgreSQL streaming replicas.
+package pgwait

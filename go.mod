@@ -1,0 +1,3 @@
+module github.com/pgwait/pgwait
+
+go 1.26
