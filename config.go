@@ -1,0 +1,272 @@
+package pgwait
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TimeoutPolicy says what a read does when its replica has not replayed the
+// writes it must see within the wait timeout.
+type TimeoutPolicy uint8
+
+const (
+	// TimeoutPrimary reads from the primary instead (the default): always
+	// fresh, at the primary's cost.
+	TimeoutPrimary TimeoutPolicy = iota
+	// TimeoutFail returns a *WaitTimeoutError.
+	TimeoutFail
+)
+
+// String returns the DSN spelling: "primary" or "error".
+func (p TimeoutPolicy) String() string {
+	if p == TimeoutFail {
+		return "error"
+	}
+	return "primary"
+}
+
+// Scope says which writes a read must see.
+type Scope uint8
+
+const (
+	// ScopeHandle (the default): every write committed through the same
+	// *sql.DB before the read started. `db.Exec` then `db.Query` on another
+	// pooled connection sees the write.
+	ScopeHandle Scope = iota
+	// ScopeConn: writes made on the same connection (sql.Conn, sql.Tx, or the
+	// pooled connection database/sql happened to pick) and the context's
+	// Token. Reads wait less, but a plain `db.Exec` then `db.Query` may land
+	// on two connections: carry a Token for those.
+	ScopeConn
+	// ScopeToken: only the context's Token. Reads without a token never wait.
+	ScopeToken
+)
+
+// String returns the DSN spelling: "handle", "conn" or "token".
+func (s Scope) String() string {
+	switch s {
+	case ScopeConn:
+		return "conn"
+	case ScopeToken:
+		return "token"
+	}
+	return "handle"
+}
+
+// WaitMethod says how a replica is made to catch up.
+type WaitMethod uint8
+
+const (
+	// WaitAuto uses WAIT FOR LSN on PostgreSQL 19 and later, and polling on
+	// older servers (the default).
+	WaitAuto WaitMethod = iota
+	// WaitForLSN always uses WAIT FOR LSN, sent in the same round trip as the
+	// query.
+	WaitForLSN
+	// WaitPoll polls pg_last_wal_replay_lsn() with backoff: slower, but works
+	// on every PostgreSQL version.
+	WaitPoll
+)
+
+// String returns the DSN spelling: "auto", "wait_for_lsn" or "poll".
+func (m WaitMethod) String() string {
+	switch m {
+	case WaitForLSN:
+		return "wait_for_lsn"
+	case WaitPoll:
+		return "poll"
+	}
+	return "auto"
+}
+
+// DefaultWaitTimeout is how long a read waits for its replica by default.
+const DefaultWaitTimeout = time.Second
+
+// Config is a pgwait handle's configuration: one primary, its replicas, and
+// the consistency policy. Build one with ParseConfig, adjust it, and pass it
+// to driver.NewConnector.
+type Config struct {
+	// Primary is where writes go. Multi-host DSNs with
+	// target_session_attrs=read-write find the primary among several hosts.
+	Primary *pgx.ConnConfig
+	// Replicas serve reads. With none, pgwait sends everything to the
+	// primary.
+	Replicas []*pgx.ConnConfig
+	// WaitTimeout bounds how long a read waits for its replica to catch up;
+	// it is never 0 (a replica wait without a timeout can hang forever).
+	WaitTimeout time.Duration
+	// OnTimeout says what a read does after WaitTimeout.
+	OnTimeout TimeoutPolicy
+	// Scope says which writes a read must see.
+	Scope Scope
+	// WaitMethod says how replicas are made to catch up.
+	WaitMethod WaitMethod
+}
+
+// DSN keys pgwait reads itself; every other key goes to pgx.
+const (
+	keyReplicas    = "pgwait_replicas"
+	keyWaitTimeout = "pgwait_wait_timeout"
+	keyOnTimeout   = "pgwait_on_timeout"
+	keyScope       = "pgwait_scope"
+	keyWaitMethod  = "pgwait_wait_method"
+)
+
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod}
+
+// ParseConfig reads a pgx/libpq connection string for the primary (URL or
+// key=value form) extended with pgwait's own keys:
+//
+//	pgwait_replicas      comma-separated replicas: host, host:port, [ipv6]:port
+//	                     (user, database, password and TLS come from the
+//	                     primary's settings), or full postgres:// URLs
+//	pgwait_wait_timeout  how long a read waits for its replica: a Go duration
+//	                     ("500ms", "2s") or milliseconds; default 1s
+//	pgwait_on_timeout    primary (default) or error
+//	pgwait_scope         handle (default), conn or token
+//	pgwait_wait_method   auto (default), wait_for_lsn or poll
+//
+// Errors never repeat the password.
+func ParseConfig(dsn string) (*Config, error) {
+	primary, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgwait: the primary's connection string: %w", err)
+	}
+	if primary.DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
+		return nil, fmt.Errorf("pgwait: default_query_exec_mode=%s is not supported: pgwait sends statements with the extended protocol and caches them per connection; remove the setting", primary.DefaultQueryExecMode)
+	}
+	own := map[string]string{}
+	for k, v := range primary.RuntimeParams {
+		if strings.HasPrefix(k, "pgwait_") {
+			own[k] = v
+			delete(primary.RuntimeParams, k)
+		}
+	}
+	cfg := &Config{Primary: primary, WaitTimeout: DefaultWaitTimeout}
+	for k, v := range own {
+		if err := cfg.set(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+func (c *Config) set(key, value string) error {
+	switch key {
+	case keyReplicas:
+		for _, item := range strings.Split(value, ",") {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			r, err := ReplicaConfig(c.Primary, item)
+			if err != nil {
+				return err
+			}
+			c.Replicas = append(c.Replicas, r)
+		}
+	case keyWaitTimeout:
+		d, err := parseMillis(value)
+		if err != nil || d < time.Millisecond {
+			return fmt.Errorf("pgwait: %s=%q: want a duration of at least 1ms, such as 500ms or 2s", key, value)
+		}
+		c.WaitTimeout = d
+	case keyOnTimeout:
+		switch value {
+		case "primary":
+			c.OnTimeout = TimeoutPrimary
+		case "error":
+			c.OnTimeout = TimeoutFail
+		default:
+			return fmt.Errorf("pgwait: %s=%q: want primary or error", key, value)
+		}
+	case keyScope:
+		switch value {
+		case "handle":
+			c.Scope = ScopeHandle
+		case "conn":
+			c.Scope = ScopeConn
+		case "token":
+			c.Scope = ScopeToken
+		default:
+			return fmt.Errorf("pgwait: %s=%q: want handle, conn or token", key, value)
+		}
+	case keyWaitMethod:
+		switch value {
+		case "auto":
+			c.WaitMethod = WaitAuto
+		case "wait_for_lsn":
+			c.WaitMethod = WaitForLSN
+		case "poll":
+			c.WaitMethod = WaitPoll
+		default:
+			return fmt.Errorf("pgwait: %s=%q: want auto, wait_for_lsn or poll", key, value)
+		}
+	default:
+		keys := append([]string(nil), knownKeys...)
+		sort.Strings(keys)
+		return fmt.Errorf("pgwait: unknown setting %q; pgwait's settings are %s", key, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+func parseMillis(s string) (time.Duration, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// ReplicaConfig returns the connection settings of a replica given as
+// host, host:port, [ipv6]:port (everything else copied from primary) or as a
+// full postgres:// URL.
+func ReplicaConfig(primary *pgx.ConnConfig, replica string) (*pgx.ConnConfig, error) {
+	if strings.Contains(replica, "://") {
+		r, err := pgx.ParseConfig(replica)
+		if err != nil {
+			return nil, fmt.Errorf("pgwait: replica URL: %w", err)
+		}
+		return r, nil
+	}
+	host, port := replica, primary.Port
+	if h, p, err := net.SplitHostPort(replica); err == nil {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("pgwait: replica %q: port %q is not a number from 1 to 65535", replica, p)
+		}
+		host, port = h, uint16(n)
+	} else if strings.Count(replica, ":") == 1 {
+		return nil, fmt.Errorf("pgwait: replica %q: want host, host:port or [ipv6]:port", replica)
+	}
+	if host == "" || strings.ContainsAny(host, " /?#@") {
+		return nil, fmt.Errorf("pgwait: replica %q: want host, host:port or [ipv6]:port", replica)
+	}
+	r := primary.Copy()
+	r.Host, r.Port = host, port
+	r.Fallbacks = nil
+	r.ValidateConnect = nil
+	if r.TLSConfig != nil {
+		r.TLSConfig = cloneTLSFor(r.TLSConfig, host)
+	}
+	return r, nil
+}
+
+func cloneTLSFor(t *tls.Config, host string) *tls.Config {
+	c := t.Clone()
+	if c.ServerName != "" && net.ParseIP(host) == nil {
+		c.ServerName = host
+	}
+	return c
+}
+
+// Addr returns host:port of a server's settings, for messages and stats.
+func Addr(c *pgx.ConnConfig) string {
+	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+}

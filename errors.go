@@ -1,0 +1,30 @@
+package pgwait
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrWaitTimeout is matched (errors.Is) by the error a read returns when the
+// replica did not replay the LSN it had to wait for within the wait timeout
+// and the timeout policy is TimeoutFail.
+var ErrWaitTimeout = errors.New("pgwait: replica did not catch up in time")
+
+// ErrNoReplica is returned by reads when no replica can serve them and the
+// policy forbids reading from the primary instead.
+var ErrNoReplica = errors.New("pgwait: no replica available")
+
+// WaitTimeoutError reports a replica that had not replayed LSN after Timeout.
+type WaitTimeoutError struct {
+	Replica string        // host:port of the replica
+	LSN     LSN           // the position the read waited for
+	Timeout time.Duration // how long it waited
+}
+
+func (e *WaitTimeoutError) Error() string {
+	return fmt.Sprintf("pgwait: replica %s did not replay WAL up to %s within %s; raise pgwait_wait_timeout, or set pgwait_on_timeout=primary to read from the primary instead", e.Replica, e.LSN, e.Timeout)
+}
+
+// Is makes errors.Is(err, ErrWaitTimeout) true.
+func (e *WaitTimeoutError) Is(target error) bool { return target == ErrWaitTimeout }
