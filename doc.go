@@ -1,3 +1,66 @@
-// Package pgwait gives database/sql applications read-your-writes consistency
-// on PostgreSQL streaming replicas.
+// Package pgwait gives database/sql applications read-your-writes
+// consistency on PostgreSQL streaming replicas.
+//
+// One *sql.DB covers a primary and its replicas. Writes go to the primary, and
+// pgwait records the WAL position (LSN) of each commit, read in the same round
+// trip as the write. Reads go to a replica; when the replica may not have
+// replayed the writes the read must see, pgwait sends PostgreSQL 19's
+// WAIT FOR LSN in the same round trip as the query, so the read waits only as
+// long as the replica really is behind, and never misses the caller's own
+// writes.
+//
+//	import (
+//		"database/sql"
+//
+//		_ "github.com/pgwait/pgwait/driver"
+//	)
+//
+//	db, err := sql.Open("pgwait",
+//		"postgres://app:secret@primary:5432/app?pgwait_replicas=replica1:5432,replica2:5432")
+//
+// # Connection string
+//
+// The DSN is a pgx/libpq connection string for the primary, URL or key=value
+// form, plus pgwait's own keys, which never reach the server:
+//
+//	pgwait_replicas      replicas as host, host:port or [ipv6]:port, comma
+//	                     separated, inheriting user, password, database and
+//	                     TLS from the primary; or full postgres:// URLs
+//	pgwait_wait_timeout  how long a read waits for its replica (default 1s)
+//	pgwait_on_timeout    primary (default: read from the primary) or error
+//	pgwait_scope         handle (default), conn or token: see Scope
+//	pgwait_wait_method   auto (default), wait_for_lsn or poll: see WaitMethod
+//
+// ParseConfig reads it into a Config, which driver.NewConnector turns into a
+// connector for sql.OpenDB.
+//
+// # Guarantees
+//
+//   - A statement goes to a replica only when pgwait can prove it reads:
+//     SELECT, WITH, VALUES, TABLE or SHOW without locking clauses,
+//     data-modifying WITH, SELECT INTO, or functions known to write (nextval,
+//     advisory locks...). Everything else runs on the primary, whether it
+//     comes through Exec or Query (ORMs send INSERT ... RETURNING through
+//     Query). Should a replica still refuse a statement as a write (SQLSTATE
+//     25006, from a function pgwait could not know writes), the primary runs
+//     it: the refusal happens before anything is written.
+//   - A read sees every write its scope covers that committed before the read
+//     started: by default every write made through the same *sql.DB, on any
+//     of its pooled connections. A Token extends this across handles,
+//     requests and processes.
+//   - A read never waits forever: after the wait timeout it reads from the
+//     primary, or fails with a *WaitTimeoutError, as configured. A context
+//     deadline shortens the wait so that the connection survives it.
+//   - Read-only transactions (sql.TxOptions{ReadOnly: true}) run on a replica
+//     and wait, in the same round trip as BEGIN, before their first
+//     statement. All other transactions run on the primary, and their COMMIT
+//     captures the LSN.
+//   - Errors from PostgreSQL come back as *pgconn.PgError, unwrapped, so that
+//     errors.As and ORMs' error translation keep working.
+//
+// # Overrides
+//
+// OnPrimary and OnReplica force a route for the statements of a context; the
+// SQL comments /* pgwait:primary */ and /* pgwait:replica */ do the same for
+// one statement.
 package pgwait
