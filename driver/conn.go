@@ -1,0 +1,603 @@
+package driver
+
+import (
+	"context"
+	"database/sql"
+	sqldriver "database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pgwait/pgwait"
+	"github.com/pgwait/pgwait/internal/classify"
+	"github.com/pgwait/pgwait/internal/lsn"
+)
+
+// Conn is one database/sql connection: a server connection to the primary
+// and, once a read needs it, one to a replica. database/sql uses a Conn from
+// one goroutine at a time.
+type Conn struct {
+	c       *Connector
+	primary *side
+	replica *side
+	tx      *Tx
+
+	// lastWrite is the LSN of this connection's latest write.
+	lastWrite lsn.LSN
+	// session holds the session-level SET statements run on this
+	// connection, replayed on server connections opened later.
+	session []sessionSetting
+}
+
+type sessionSetting struct{ key, sql string }
+
+// Primary returns the primary's *pgx.Conn, opening it if needed. Use it inside
+// sql.Conn.Raw; do not keep it past the Raw call.
+func (c *Conn) Primary(ctx context.Context) (*pgx.Conn, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.pgx, nil
+}
+
+// Replica returns the *pgx.Conn of this connection's replica, opening it if
+// needed. Use it inside sql.Conn.Raw; do not keep it past the Raw call.
+func (c *Conn) Replica(ctx context.Context) (*pgx.Conn, error) {
+	s, err := c.replicaSide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.pgx, nil
+}
+
+func (c *Conn) primarySide(ctx context.Context) (*side, error) {
+	if c.primary != nil {
+		if c.primary.broken() {
+			return nil, sqldriver.ErrBadConn
+		}
+		return c.primary, nil
+	}
+	dc, err := c.c.primary.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := newSide(dc.(*stdlib.Conn), nil)
+	if err := c.replaySession(ctx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	c.primary = s
+	return s, nil
+}
+
+// errNoReplica means no replica can take a read right now.
+var errNoReplica = pgwait.ErrNoReplica
+
+func (c *Conn) replicaSide(ctx context.Context) (*side, error) {
+	if c.replica != nil {
+		if !c.replica.broken() && c.replica.rep.usable(time.Now()) {
+			return c.replica, nil
+		}
+		c.dropReplica()
+	}
+	rep := c.c.pickReplica()
+	if rep == nil {
+		return nil, errNoReplica
+	}
+	dc, err := rep.connector.Connect(ctx)
+	if err != nil {
+		c.c.stats.replicaErrors.Add(1)
+		rep.markDown(replicaRetryAfter)
+		return nil, err
+	}
+	s := newSide(dc.(*stdlib.Conn), rep)
+	if err := c.replaySession(ctx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	c.replica = s
+	return s, nil
+}
+
+func (c *Conn) dropReplica() {
+	if c.replica != nil {
+		c.replica.close()
+		c.replica = nil
+	}
+}
+
+func (c *Conn) replaySession(ctx context.Context, s *side) error {
+	for _, set := range c.session {
+		if err := s.simple(ctx, set.sql); err != nil {
+			return fmt.Errorf("pgwait: replaying %q on a new server connection: %w", set.sql, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the connection's server connections.
+func (c *Conn) Close() error {
+	var err error
+	if c.primary != nil {
+		err = c.primary.close()
+	}
+	if c.replica != nil {
+		c.replica.close()
+	}
+	return err
+}
+
+// Prepare returns a statement that prepares itself on whichever server runs
+// it, on first use there.
+func (c *Conn) Prepare(query string) (sqldriver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// PrepareContext returns a statement; see Prepare.
+func (c *Conn) PrepareContext(_ context.Context, query string) (sqldriver.Stmt, error) {
+	return &Stmt{conn: c, query: query}, nil
+}
+
+// Begin starts a read-write transaction on the primary.
+func (c *Conn) Begin() (sqldriver.Tx, error) {
+	return c.BeginTx(context.Background(), sqldriver.TxOptions{})
+}
+
+// Ping checks the primary.
+func (c *Conn) Ping(ctx context.Context) error {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return err
+	}
+	return s.std.Ping(ctx)
+}
+
+// CheckNamedValue accepts every argument: pgx converts them.
+func (c *Conn) CheckNamedValue(*sqldriver.NamedValue) error { return nil }
+
+// ResetSession is called before database/sql reuses the connection.
+func (c *Conn) ResetSession(ctx context.Context) error {
+	if c.primary == nil || c.primary.broken() {
+		return sqldriver.ErrBadConn
+	}
+	if err := c.primary.std.ResetSession(ctx); err != nil {
+		return err
+	}
+	if c.replica != nil {
+		if err := c.replica.std.ResetSession(ctx); err != nil {
+			c.dropReplica() // reads reopen one; nothing of the session is lost
+		}
+	}
+	return nil
+}
+
+// IsValid reports whether database/sql may reuse the connection.
+func (c *Conn) IsValid() bool {
+	return c.primary != nil && !c.primary.broken()
+}
+
+// ExecContext runs a statement that returns no rows.
+func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Result, error) {
+	query, args, err := arguments(ctx, query, named)
+	if err != nil {
+		return nil, err
+	}
+	if c.tx != nil {
+		return c.tx.exec(ctx, query, args)
+	}
+	cls := classify.Classify(query)
+	switch {
+	case cls.Kind == classify.Session:
+		return c.setSession(ctx, query, args)
+	case c.toReplica(ctx, cls):
+		r, err := c.read(ctx, query, args)
+		if err != nil {
+			return nil, err
+		}
+		return drain(r)
+	}
+	return c.execPrimary(ctx, cls, query, args)
+}
+
+// QueryContext runs a statement that returns rows.
+func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Rows, error) {
+	query, args, err := arguments(ctx, query, named)
+	if err != nil {
+		return nil, err
+	}
+	if c.tx != nil {
+		return c.tx.query(ctx, query, args)
+	}
+	cls := classify.Classify(query)
+	if cls.Kind == classify.Session {
+		if _, err := c.setSession(ctx, query, args); err != nil {
+			return nil, err
+		}
+		return noRows{}, nil
+	}
+	if c.toReplica(ctx, cls) {
+		return c.read(ctx, query, args)
+	}
+	return c.queryPrimary(ctx, cls, query, args)
+}
+
+// toReplica decides whether a statement outside a transaction goes to a
+// replica.
+func (c *Conn) toReplica(ctx context.Context, cls classify.Result) bool {
+	if len(c.c.replicas) == 0 || c.primaryInBlock() {
+		return false
+	}
+	route := pgwait.RouteFrom(ctx)
+	switch cls.Hint {
+	case classify.Primary:
+		route = pgwait.RoutePrimary
+	case classify.Replica:
+		route = pgwait.RouteReplica
+	}
+	switch route {
+	case pgwait.RoutePrimary:
+		return false
+	case pgwait.RouteReplica:
+		return cls.Kind == classify.Read || cls.Query
+	}
+	return cls.Kind == classify.Read
+}
+
+// primaryInBlock reports whether the primary is inside a transaction block
+// opened with SQL (BEGIN through Exec) rather than BeginTx: everything then
+// stays on the primary until it ends.
+func (c *Conn) primaryInBlock() bool {
+	return c.primary != nil && c.primary.pg.TxStatus() != 'I'
+}
+
+// captures reports whether a statement on the primary commits something whose
+// LSN reads must wait for.
+func (c *Conn) captures(cls classify.Result) bool {
+	inBlock := c.primaryInBlock()
+	switch cls.Kind {
+	case classify.Write:
+		return !inBlock
+	case classify.Transaction:
+		return inBlock // COMMIT, END, PREPARE TRANSACTION ...
+	}
+	return false
+}
+
+func (c *Conn) execPrimary(ctx context.Context, cls classify.Result, query string, args []any) (sqldriver.Result, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.captures(cls) {
+		if cls.Kind == classify.Read {
+			c.c.stats.primaryReads.Add(1)
+		}
+		tag, err := s.exec(ctx, query, args)
+		return result(tag, err)
+	}
+	tag, l, err := s.execCapture(ctx, query, args)
+	if err == nil {
+		c.committed(ctx, l)
+	}
+	return result(tag, err)
+}
+
+func (c *Conn) queryPrimary(ctx context.Context, cls classify.Result, query string, args []any) (sqldriver.Rows, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.captures(cls) {
+		if cls.Kind == classify.Read {
+			c.c.stats.primaryReads.Add(1)
+		}
+		return wrapRows(s.query(ctx, query, args))
+	}
+	return wrapRows(s.queryCapture(ctx, query, args, func(l lsn.LSN) { c.committed(ctx, l) }))
+}
+
+// committed records a write's commit LSN everywhere reads look for it.
+func (c *Conn) committed(ctx context.Context, l lsn.LSN) {
+	c.c.stats.writes.Add(1)
+	c.lastWrite = lsn.Max(c.lastWrite, l)
+	c.c.observeWrite(l)
+	if t := pgwait.TokenFrom(ctx); t != nil {
+		t.Advance(pgwait.LSN(l))
+	}
+}
+
+// target is the LSN a read made with ctx must see, by the handle's scope.
+func (c *Conn) target(ctx context.Context) lsn.LSN {
+	t := lsn.LSN(pgwait.TokenFrom(ctx).LSN())
+	switch c.c.cfg.Scope {
+	case pgwait.ScopeToken:
+		return t
+	case pgwait.ScopeConn:
+		return lsn.Max(t, c.lastWrite)
+	}
+	return lsn.Max(lsn.Max(t, c.lastWrite), lsn.LSN(c.c.highWater.Load()))
+}
+
+// waitBudget is the server-side TIMEOUT of a wait: the configured wait
+// timeout, cut so that the server answers before ctx's deadline (pgx closes
+// a connection whose context ends mid-query). ok is false when no useful
+// time is left.
+func (c *Conn) waitBudget(ctx context.Context) (ms int64, ok bool) {
+	d := c.c.cfg.WaitTimeout
+	if deadline, has := ctx.Deadline(); has {
+		left := time.Until(deadline)
+		left -= left/10 + 2*time.Millisecond
+		d = min(d, left)
+	}
+	ms = d.Milliseconds()
+	return ms, ms >= 1
+}
+
+// read runs a read-only statement on a replica, waiting for the scope's LSN
+// in the same round trip when the replica may be behind, and falls back as
+// the policy says.
+func (c *Conn) read(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {
+	s, err := c.replicaSide(ctx)
+	if err != nil {
+		return c.fallback(ctx, query, args, err)
+	}
+	rep := s.rep
+	target := c.target(ctx)
+	if target <= lsn.LSN(rep.replayed.Load()) {
+		if target != 0 {
+			c.c.stats.waitsSkipped.Add(1)
+		}
+		r, err := s.query(ctx, query, args)
+		return c.replicaDone(ctx, s, query, args, r, err)
+	}
+	ms, ok := c.waitBudget(ctx)
+	if !ok {
+		return c.timedOut(ctx, query, args, rep, target, 0)
+	}
+	c.c.stats.waits.Add(1)
+	start := time.Now()
+	if c.usePolling(s) {
+		status, err := s.poll(ctx, target, time.Duration(ms)*time.Millisecond)
+		c.c.stats.waitNanos.Add(int64(time.Since(start)))
+		if err != nil {
+			return c.replicaDone(ctx, s, query, args, nil, err)
+		}
+		if status == waitSuccess {
+			rep.confirm(target)
+			r, err := s.query(ctx, query, args)
+			return c.replicaDone(ctx, s, query, args, r, err)
+		}
+		return c.waitFailed(ctx, query, args, s, status, target, ms)
+	}
+	status, r, err := s.waitQuery(ctx, target, ms, query, args)
+	c.c.stats.waitNanos.Add(int64(time.Since(start)))
+	if err == nil && status != waitSuccess {
+		return c.waitFailed(ctx, query, args, s, status, target, ms)
+	}
+	if status == waitSuccess {
+		rep.confirm(target)
+	}
+	return c.replicaDone(ctx, s, query, args, r, err)
+}
+
+func (c *Conn) usePolling(s *side) bool {
+	switch c.c.cfg.WaitMethod {
+	case pgwait.WaitPoll:
+		return true
+	case pgwait.WaitForLSN:
+		return false
+	}
+	return s.major < 19
+}
+
+func (c *Conn) waitFailed(ctx context.Context, query string, args []any, s *side, status string, target lsn.LSN, ms int64) (sqldriver.Rows, error) {
+	switch status {
+	case waitTimeout:
+		return c.timedOut(ctx, query, args, s.rep, target, ms)
+	case waitNotInRecovery:
+		// The replica was promoted: it no longer follows the primary.
+		c.c.stats.promotions.Add(1)
+		s.rep.markDown(replicaRetryAfter)
+		c.dropReplica()
+		return c.fallback(ctx, query, args, nil)
+	}
+	return nil, fmt.Errorf("pgwait: WAIT FOR LSN on replica %s answered %q; expected success, timeout or not in recovery", s.rep.addr, status)
+}
+
+func (c *Conn) timedOut(ctx context.Context, query string, args []any, rep *replica, target lsn.LSN, ms int64) (sqldriver.Rows, error) {
+	c.c.stats.waitTimeouts.Add(1)
+	if c.c.cfg.OnTimeout == pgwait.TimeoutFail {
+		return nil, &pgwait.WaitTimeoutError{Replica: rep.addr, LSN: pgwait.LSN(target), Timeout: time.Duration(ms) * time.Millisecond}
+	}
+	return c.fallback(ctx, query, args, nil)
+}
+
+// replicaDone finishes a replica read: counts it, or sends it to the primary
+// when the replica refused it as a write (25006) or failed.
+func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error) (sqldriver.Rows, error) {
+	if err == nil {
+		c.c.stats.replicaReads.Add(1)
+		return r, nil
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "25006":
+		// read_only_sql_transaction: the replica refused before writing
+		// anything, so the primary may run it, as the write it is.
+		c.c.stats.readOnlyRetries.Add(1)
+		return c.queryPrimary(ctx, classify.Result{Kind: classify.Write}, query, args)
+	case ctx.Err() != nil:
+		if s.broken() {
+			c.dropReplica()
+		}
+		return nil, err
+	case s.broken():
+		// The replica went away. A read is safe to run again: on the primary.
+		c.c.stats.replicaErrors.Add(1)
+		s.rep.markDown(replicaRetryAfter)
+		c.dropReplica()
+		return c.fallback(ctx, query, args, err)
+	}
+	return nil, err
+}
+
+// fallback runs a read meant for a replica on the primary.
+func (c *Conn) fallback(ctx context.Context, query string, args []any, cause error) (sqldriver.Rows, error) {
+	if ctx.Err() != nil {
+		if cause != nil {
+			return nil, cause
+		}
+		return nil, ctx.Err()
+	}
+	c.c.stats.fallbacks.Add(1)
+	return c.queryPrimary(ctx, classify.Result{Kind: classify.Read}, query, args)
+}
+
+// setSession runs a session-level SET or RESET on every open server
+// connection and remembers it for those opened later.
+func (c *Conn) setSession(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := s.exec(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	if c.replica != nil && len(args) == 0 {
+		if _, err := c.replica.exec(ctx, query, nil); err != nil {
+			c.dropReplica()
+		}
+	}
+	if len(args) == 0 {
+		c.rememberSession(query)
+	}
+	return result(tag, nil)
+}
+
+// rememberSession keeps the latest SET of each setting, in order; RESET ALL
+// forgets them all.
+func (c *Conn) rememberSession(query string) {
+	key := sessionKey(query)
+	if key == "all" {
+		c.session = c.session[:0]
+		return
+	}
+	for i, s := range c.session {
+		if s.key == key {
+			c.session = append(c.session[:i], c.session[i+1:]...)
+			break
+		}
+	}
+	c.session = append(c.session, sessionSetting{key: key, sql: query})
+}
+
+// sessionKey names the setting a SET or RESET statement changes, lower case:
+// "search_path" for "SET SESSION search_path TO app". Best effort: an
+// unusual form keys on its whole text, which only means it is kept along
+// with the others.
+func sessionKey(query string) string {
+	f := strings.Fields(strings.ToLower(strings.ReplaceAll(query, "=", " = ")))
+	for len(f) > 0 && (f[0] == "set" || f[0] == "reset" || f[0] == "session") {
+		f = f[1:]
+	}
+	if len(f) == 0 {
+		return query
+	}
+	return strings.TrimSuffix(f[0], ";")
+}
+
+// arguments turns database/sql arguments into pgx arguments, applying a pgx
+// QueryRewriter (such as pgx.NamedArgs) passed as the first one.
+func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) (string, []any, error) {
+	args := make([]any, len(named))
+	for i, nv := range named {
+		args[i] = nv.Value
+	}
+	if len(args) == 0 {
+		return query, args, nil
+	}
+	switch opt := args[0].(type) {
+	case pgx.QueryRewriter:
+		q, a, err := opt.RewriteQuery(ctx, nil, query, args[1:])
+		if err != nil {
+			return "", nil, fmt.Errorf("rewrite query failed: %w", err)
+		}
+		return q, a, nil
+	case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+		return "", nil, fmt.Errorf("pgwait: pgx option %T is not supported as a query argument; pgwait chooses the protocol itself", opt)
+	}
+	return query, args, nil
+}
+
+func result(tag pgconn.CommandTag, err error) (sqldriver.Result, error) {
+	if err != nil {
+		return nil, err
+	}
+	return sqldriver.RowsAffected(tag.RowsAffected()), nil
+}
+
+// wrapRows keeps a nil *rows from becoming a non-nil interface.
+func wrapRows(r *rows, err error) (sqldriver.Rows, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// drain reads a read's rows for Exec and reports how many there were.
+func drain(r sqldriver.Rows) (sqldriver.Result, error) {
+	dest := make([]sqldriver.Value, len(r.Columns()))
+	var n int64
+	for {
+		err := r.Next(dest)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		n++
+	}
+	if err := r.Close(); err != nil {
+		return nil, err
+	}
+	return sqldriver.RowsAffected(n), nil
+}
+
+// noRows is the empty result of a SET sent through Query.
+type noRows struct{}
+
+func (noRows) Columns() []string            { return nil }
+func (noRows) Close() error                 { return nil }
+func (noRows) Next([]sqldriver.Value) error { return io.EOF }
+
+// isolation maps database/sql isolation levels to SQL.
+func beginSQL(opts sqldriver.TxOptions) (string, error) {
+	b := "BEGIN"
+	switch sql.IsolationLevel(opts.Isolation) {
+	case sql.LevelDefault:
+	case sql.LevelReadUncommitted:
+		b += " ISOLATION LEVEL READ UNCOMMITTED"
+	case sql.LevelReadCommitted:
+		b += " ISOLATION LEVEL READ COMMITTED"
+	case sql.LevelRepeatableRead, sql.LevelSnapshot:
+		b += " ISOLATION LEVEL REPEATABLE READ"
+	case sql.LevelSerializable:
+		b += " ISOLATION LEVEL SERIALIZABLE"
+	default:
+		return "", fmt.Errorf("pgwait: isolation level %v is not supported by PostgreSQL", sql.IsolationLevel(opts.Isolation))
+	}
+	if opts.ReadOnly {
+		b += " READ ONLY"
+	}
+	return b, nil
+}

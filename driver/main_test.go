@@ -1,0 +1,105 @@
+package driver_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait/internal/pgtest"
+)
+
+// cluster is the primary + replica the package's tests share. Tests that
+// stop, pause or promote servers start their own.
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, err := pgtest.Start(ctx, pgtest.Options{})
+	cancel()
+	if err != nil {
+		if os.Getenv("PGWAIT_REQUIRE_PG") != "" || os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "driver tests need PostgreSQL 19:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "skipping driver integration tests:", err)
+		os.Exit(0)
+	}
+	cluster = c
+	code := m.Run()
+	c.Close()
+	os.Exit(code)
+}
+
+// hostPort returns host:port of a DSN.
+func hostPort(t testing.TB, dsn string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	return net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
+}
+
+// dsnFor returns a pgwait DSN over c's primary and replicas with extra
+// pgwait settings ("pgwait_wait_timeout=200ms").
+func dsnFor(t testing.TB, c *pgtest.Cluster, extra ...string) string {
+	t.Helper()
+	dsn := c.PrimaryDSN() + " pgwait_replicas="
+	for i := 0; i < c.Replicas(); i++ {
+		if i > 0 {
+			dsn += ","
+		}
+		dsn += hostPort(t, c.ReplicaDSN(i))
+	}
+	for _, e := range extra {
+		dsn += " " + e
+	}
+	return dsn
+}
+
+// open opens a pgwait *sql.DB over c and closes it when the test ends.
+func open(t testing.TB, c *pgtest.Cluster, extra ...string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgwait", dsnFor(t, c, extra...))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.Ping())
+	return db
+}
+
+var tableSeq atomic.Int64
+
+// table creates a fresh table (id bigserial, v text) on the primary, waits
+// until the replica has it, and returns its name.
+func table(t testing.TB, db *sql.DB) string {
+	t.Helper()
+	name := fmt.Sprintf("t_%s_%d", sanitize(t.Name()), tableSeq.Add(1))
+	_, err := db.Exec("CREATE TABLE " + name + " (id bigserial PRIMARY KEY, v text UNIQUE, n int NOT NULL DEFAULT 0)")
+	require.NoError(t, err)
+	return name
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 30 {
+		b = b[len(b)-30:]
+	}
+	return string(b)
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,619 @@
+package driver
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pgwait/pgwait/internal/lsn"
+)
+
+// stmtCacheSize bounds the statements a side keeps prepared, like pgx's own
+// statement cache.
+const stmtCacheSize = 512
+
+// A side is one server connection of a pgwait connection: to the primary or
+// to one replica. It is opened through pgx stdlib and then driven at the
+// pgconn level, so that a write and its LSN capture, or a WAIT FOR LSN and
+// its query, share one round trip.
+type side struct {
+	std *stdlib.Conn
+	pgx *pgx.Conn
+	pg  *pgconn.PgConn
+	rep *replica // nil on the primary side
+
+	stmts map[string]*list.Element // SQL -> *stmt in lru
+	lru   list.List                // front: most recently used
+	eqb   pgx.ExtendedQueryBuilder
+
+	// The server's WAL page and segment sizes, read with the first LSN
+	// capture (primary side).
+	walBlock, walSegment uint64
+	major                int // server major version
+}
+
+// stmt is a statement prepared on one side, with its column converters.
+type stmt struct {
+	sd      *pgconn.StatementDescription
+	formats []int16
+	convert []valueFunc
+}
+
+func newSide(std *stdlib.Conn, rep *replica) *side {
+	s := &side{std: std, pgx: std.Conn(), pg: std.Conn().PgConn(), rep: rep, stmts: map[string]*list.Element{}}
+	s.major = serverMajor(s.pg.ParameterStatus("server_version"))
+	return s
+}
+
+// serverMajor reads the major version from server_version ("19rc1",
+// "15.18 (Debian ...)", "9.6.24").
+func serverMajor(v string) int {
+	end := 0
+	for end < len(v) && '0' <= v[end] && v[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
+}
+
+func (s *side) close() error { return s.std.Close() }
+
+func (s *side) broken() bool { return s.pgx.IsClosed() }
+
+// prepare returns the statement for sql, preparing it on first use.
+func (s *side) prepare(ctx context.Context, sql string) (*stmt, error) {
+	if st := s.lookup(sql); st != nil {
+		return st, nil
+	}
+	if err := s.makeRoom(ctx); err != nil {
+		return nil, err
+	}
+	name := stmtName(sql)
+	sd, err := s.pg.Prepare(ctx, name, sql, nil)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P05" {
+		// duplicate_prepared_statement: a statement this cache forgot (its
+		// plan went stale) is still on the server. Replace it.
+		if err := s.pg.Deallocate(ctx, name); err != nil {
+			return nil, err
+		}
+		sd, err = s.pg.Prepare(ctx, name, sql, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.remember(sd), nil
+}
+
+// lookup returns the cached statement for sql, or nil.
+func (s *side) lookup(sql string) *stmt {
+	e, ok := s.stmts[sql]
+	if !ok {
+		return nil
+	}
+	s.lru.MoveToFront(e)
+	return e.Value.(*stmt)
+}
+
+// makeRoom deallocates the least recently used statement when the cache is
+// full.
+func (s *side) makeRoom(ctx context.Context) error {
+	if s.lru.Len() < stmtCacheSize {
+		return nil
+	}
+	oldest := s.lru.Back()
+	st := oldest.Value.(*stmt)
+	if err := s.pg.Deallocate(ctx, st.sd.Name); err != nil {
+		return err
+	}
+	s.lru.Remove(oldest)
+	delete(s.stmts, st.sd.SQL)
+	return nil
+}
+
+// remember caches a statement the server prepared.
+func (s *side) remember(sd *pgconn.StatementDescription) *stmt {
+	st := &stmt{sd: sd, formats: make([]int16, len(sd.Fields))}
+	fields := make([]pgconn.FieldDescription, len(sd.Fields))
+	for i, f := range sd.Fields {
+		st.formats[i] = resultFormats[f.DataTypeOID]
+		fields[i] = f
+		fields[i].Format = st.formats[i]
+	}
+	st.convert = valueFuncs(s.pgx.TypeMap(), fields)
+	s.stmts[sd.SQL] = s.lru.PushFront(st)
+	return st
+}
+
+// stmtName names a statement after its text, as pgx's statement cache does.
+func stmtName(sql string) string {
+	sum := sha256.Sum256([]byte(sql))
+	return "pgwait_" + hex.EncodeToString(sum[:12])
+}
+
+// forget drops a cached statement the server no longer has, or whose result
+// type changed, so that the next use prepares it again.
+func (s *side) forget(sql string, err error) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return
+	}
+	if pgErr.Code == "26000" || pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type" {
+		if e, ok := s.stmts[sql]; ok {
+			s.lru.Remove(e)
+			delete(s.stmts, sql)
+		}
+	}
+}
+
+// bind prepares sql and encodes args for it.
+func (s *side) bind(ctx context.Context, sql string, args []any) (*stmt, error) {
+	st, err := s.prepare(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.sd.ParamOIDs) != len(args) {
+		return nil, fmt.Errorf("expected %d arguments, got %d", len(st.sd.ParamOIDs), len(args))
+	}
+	if err := s.eqb.Build(s.pgx.TypeMap(), st.sd, args); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// query runs a statement and returns its rows, first row preloaded.
+func (s *side) query(ctx context.Context, sql string, args []any) (*rows, error) {
+	st, err := s.bind(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rr := s.pg.ExecStatement(ctx, st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	r := newRows(rr, s.pgx.TypeMap(), st.convert, nil)
+	if err := r.preload(); err != nil {
+		s.forget(sql, err)
+		return nil, err
+	}
+	return r, nil
+}
+
+// exec runs a statement and returns its command tag.
+func (s *side) exec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
+	st, err := s.bind(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := s.pg.ExecStatement(ctx, st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats).Close()
+	s.forget(sql, err)
+	return tag, err
+}
+
+// simple runs SQL without parameters through the simple protocol, for
+// transaction control.
+func (s *side) simple(ctx context.Context, sql string) error {
+	_, err := s.pg.Exec(ctx, sql).ReadAll()
+	return err
+}
+
+// The query that reads the commit's LSN, sent after the write's Sync so that
+// it runs once the commit record is in the WAL. The first capture on a
+// connection also reads the WAL page and segment sizes.
+const (
+	lsnQuery      = "SELECT pg_current_wal_insert_lsn()::text"
+	lsnSizesQuery = "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size'), (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')"
+)
+
+// startCapture sends sql followed by a Sync (which commits it) and the LSN
+// query with its own Sync, all in one round trip, and returns the pipeline
+// with the statement's result next in line.
+func (s *side) startCapture(ctx context.Context, sql string, args []any) (*pgconn.Pipeline, *stmt, error) {
+	st, err := s.bind(ctx, sql, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	p.SendPipelineSync()
+	s.sendLSNQuery(p)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return p, st, nil
+}
+
+func (s *side) sendLSNQuery(p *pgconn.Pipeline) {
+	q := lsnQuery
+	if s.walBlock == 0 {
+		q = lsnSizesQuery
+	}
+	p.SendQueryParams(q, nil, nil, nil, nil)
+}
+
+// finishCapture reads what follows the statement's result in a capture
+// pipeline (Sync, LSN, Sync), closes the pipeline and returns the LSN.
+// stmtErr is the statement's own outcome; when it failed nothing was
+// committed and no LSN is returned.
+func (s *side) finishCapture(p *pgconn.Pipeline, stmtErr error) (lsn.LSN, error) {
+	var captured lsn.LSN
+	var captureErr error
+	if res, err := p.GetResults(); err != nil || !isSync(res) {
+		captureErr = unexpected("sync after the statement", res, err)
+	} else if res, err := p.GetResults(); err != nil {
+		captureErr = err
+	} else if rr, ok := res.(*pgconn.ResultReader); !ok {
+		captureErr = unexpected("LSN result", res, nil)
+	} else {
+		captured, captureErr = s.readLSN(rr)
+		if res, err := p.GetResults(); captureErr == nil && (err != nil || !isSync(res)) {
+			captureErr = unexpected("final sync", res, err)
+		}
+	}
+	closeErr := p.Close()
+	if stmtErr != nil {
+		return 0, stmtErr
+	}
+	if captureErr == nil {
+		captureErr = closeErr
+	}
+	if captureErr != nil {
+		return 0, fmt.Errorf("pgwait: the statement committed on the primary, but reading its WAL position failed (reads may not see it): %w", captureErr)
+	}
+	return captured, nil
+}
+
+func (s *side) readLSN(rr *pgconn.ResultReader) (lsn.LSN, error) {
+	var text string
+	var block, segment uint64
+	for rr.NextRow() {
+		v := rr.Values()
+		text = string(v[0])
+		if len(v) == 3 {
+			block, _ = strconv.ParseUint(string(v[1]), 10, 64)
+			segment, _ = strconv.ParseUint(string(v[2]), 10, 64)
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return 0, err
+	}
+	if block != 0 && segment != 0 {
+		s.walBlock, s.walSegment = block, segment
+	}
+	l, err := lsn.Parse(text)
+	if err != nil {
+		return 0, err
+	}
+	return lsn.EndOfRecord(l, s.walBlock, s.walSegment), nil
+}
+
+// execCapture runs a write in autocommit and returns its commit's LSN.
+func (s *side) execCapture(ctx context.Context, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
+	p, _, err := s.startCapture(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, 0, err
+	}
+	var tag pgconn.CommandTag
+	res, err := p.GetResults()
+	if err == nil {
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			err = unexpected("statement result", res, nil)
+		} else {
+			tag, err = rr.Close()
+		}
+	}
+	s.forget(sql, err)
+	l, err := s.finishCapture(p, err)
+	return tag, l, err
+}
+
+// queryCapture runs a write that returns rows (INSERT ... RETURNING) in
+// autocommit; committed receives the commit's LSN once the rows are read.
+func (s *side) queryCapture(ctx context.Context, sql string, args []any, committed func(lsn.LSN)) (*rows, error) {
+	p, st, err := s.startCapture(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.GetResults()
+	rr, ok := res.(*pgconn.ResultReader)
+	if err != nil || !ok {
+		if err == nil {
+			err = unexpected("statement result", res, nil)
+		}
+		s.forget(sql, err)
+		_, err = s.finishCapture(p, err)
+		return nil, err
+	}
+	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+		s.forget(sql, err)
+		l, err := s.finishCapture(p, err)
+		if err == nil {
+			committed(l)
+		}
+		return err
+	})
+	if err := r.preload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// commitCapture commits the open transaction and returns the commit's LSN.
+func (s *side) commitCapture(ctx context.Context) (lsn.LSN, error) {
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams("COMMIT", nil, nil, nil, nil)
+	p.SendPipelineSync()
+	s.sendLSNQuery(p)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return 0, err
+	}
+	res, err := p.GetResults()
+	if err == nil {
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			var tag pgconn.CommandTag
+			tag, err = rr.Close()
+			if err == nil && tag.String() == "ROLLBACK" {
+				err = errRolledBack
+			}
+		} else {
+			err = unexpected("COMMIT result", res, nil)
+		}
+	}
+	return s.finishCapture(p, err)
+}
+
+// errRolledBack is what Commit returns when the server rolled the
+// transaction back instead (it had failed earlier); it matches pgx's own.
+var errRolledBack = pgx.ErrTxCommitRollback
+
+// Wait statuses WAIT FOR LSN returns with NO_THROW.
+const (
+	waitSuccess         = "success"
+	waitTimeout         = "timeout"
+	waitNotInRecovery   = "not in recovery"
+	waitStatusMalformed = ""
+)
+
+// waitSQL formats the WAIT FOR LSN statement. The LSN is a literal (the
+// server does not take a parameter there) built from a parsed value, never
+// from caller text.
+func waitSQL(target lsn.LSN, timeoutMS int64) string {
+	b := make([]byte, 0, 80)
+	b = append(b, "WAIT FOR LSN '"...)
+	b = target.AppendText(b)
+	b = append(b, "' WITH (TIMEOUT "...)
+	b = strconv.AppendInt(b, timeoutMS, 10)
+	b = append(b, ", NO_THROW)"...)
+	return string(b)
+}
+
+// waitQuery sends WAIT FOR LSN and the query in one round trip. When the
+// wait succeeds it returns the query's rows; otherwise it drains the query's
+// result and returns only the status.
+//
+// A statement the connection has not prepared yet is prepared in the wait's
+// round trip, after the wait (before it, the replica may not know the tables
+// it names yet), and run in a second one.
+func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string, args []any) (string, *rows, error) {
+	st := s.lookup(sql)
+	if st == nil {
+		status, err := s.waitPrepare(ctx, target, timeoutMS, sql)
+		if err != nil || status != waitSuccess {
+			return status, nil, err
+		}
+		r, err := s.query(ctx, sql, args)
+		return status, r, err
+	}
+	if len(st.sd.ParamOIDs) != len(args) {
+		return "", nil, fmt.Errorf("expected %d arguments, got %d", len(st.sd.ParamOIDs), len(args))
+	}
+	if err := s.eqb.Build(s.pgx.TypeMap(), st.sd, args); err != nil {
+		return "", nil, err
+	}
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
+	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return "", nil, err
+	}
+	status, err := readWaitStatus(p)
+	if err != nil || status != waitSuccess {
+		return status, nil, closeAfterWait(p, err)
+	}
+	res, err := p.GetResults()
+	rr, ok := res.(*pgconn.ResultReader)
+	if err != nil || !ok {
+		if err == nil {
+			err = unexpected("query result", res, nil)
+		}
+		s.forget(sql, err)
+		p.Close()
+		return status, nil, err
+	}
+	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+		s.forget(sql, err)
+		if res, syncErr := p.GetResults(); err == nil && (syncErr != nil || !isSync(res)) {
+			err = unexpected("sync after the query", res, syncErr)
+		}
+		if closeErr := p.Close(); err == nil {
+			err = closeErr
+		}
+		return err
+	})
+	if err := r.preload(); err != nil {
+		return status, nil, err
+	}
+	return status, r, nil
+}
+
+// waitPrepare sends WAIT FOR LSN and, after it, prepares sql, in one round
+// trip.
+func (s *side) waitPrepare(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string) (string, error) {
+	if err := s.makeRoom(ctx); err != nil {
+		return "", err
+	}
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
+	p.SendPrepare(stmtName(sql), sql, nil)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return "", err
+	}
+	status, err := readWaitStatus(p)
+	if err != nil {
+		return status, closeAfterWait(p, err)
+	}
+	// The prepare ran whatever the wait's status; keep what it made.
+	res, prepErr := p.GetResults()
+	if sd, ok := res.(*pgconn.StatementDescription); ok && prepErr == nil {
+		sd.Name, sd.SQL = stmtName(sql), sql
+		s.remember(sd)
+	}
+	if status != waitSuccess {
+		return status, closeAfterWait(p, nil)
+	}
+	if prepErr != nil {
+		p.Close()
+		return status, prepErr
+	}
+	if res, err := p.GetResults(); err != nil || !isSync(res) {
+		p.Close()
+		return status, unexpected("sync after prepare", res, err)
+	}
+	return status, p.Close()
+}
+
+// closeAfterWait closes a pipeline whose wait did not succeed. The statement
+// after the wait may fail (its tables may not exist yet on a replica that is
+// behind): only a broken connection is worth reporting.
+func closeAfterWait(p *pgconn.Pipeline, err error) error {
+	closeErr := p.Close()
+	if err == nil && closeErr != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(closeErr, &pgErr) {
+			err = closeErr
+		}
+	}
+	return err
+}
+
+func readWaitStatus(p *pgconn.Pipeline) (string, error) {
+	res, err := p.GetResults()
+	if err != nil {
+		return "", err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return "", unexpected("WAIT FOR LSN result", res, nil)
+	}
+	status := waitStatusMalformed
+	for rr.NextRow() {
+		if v := rr.Values(); len(v) == 1 {
+			status = string(v[0])
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return "", err
+	}
+	return status, nil
+}
+
+// beginWait opens a transaction on a replica with WAIT FOR LSN as its first
+// statement, in one round trip, and returns the wait's status. When the wait
+// did not succeed the transaction is rolled back.
+func (s *side) beginWait(ctx context.Context, begin string, target lsn.LSN, timeoutMS int64) (string, error) {
+	mrr := s.pg.Exec(ctx, begin+"; "+waitSQL(target, timeoutMS))
+	status := waitStatusMalformed
+	n := 0
+	for mrr.NextResult() {
+		n++
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			if v := rr.Values(); n == 2 && len(v) == 1 {
+				status = string(v[0])
+			}
+		}
+		rr.Close()
+	}
+	if err := mrr.Close(); err != nil {
+		if s.pg.TxStatus() != 'I' {
+			s.simple(ctx, "ROLLBACK")
+		}
+		return "", err
+	}
+	if status != waitSuccess {
+		if err := s.simple(ctx, "ROLLBACK"); err != nil {
+			return "", err
+		}
+	}
+	return status, nil
+}
+
+// replayLSN returns pg_last_wal_replay_lsn(), and false when the server is
+// not in recovery.
+func (s *side) replayLSN(ctx context.Context) (lsn.LSN, bool, error) {
+	res := s.pg.ExecParams(ctx, "SELECT pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return 0, false, res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+		return 0, false, fmt.Errorf("pgwait: pg_last_wal_replay_lsn() returned %d rows", len(res.Rows))
+	}
+	if res.Rows[0][0] == nil {
+		return 0, false, nil
+	}
+	l, err := lsn.Parse(string(res.Rows[0][0]))
+	return l, true, err
+}
+
+func isSync(res any) bool {
+	_, ok := res.(*pgconn.PipelineSync)
+	return ok
+}
+
+func unexpected(what string, res any, err error) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("pgwait: protocol: expected %s, got %T", what, res)
+}
+
+// poll waits for the replica to replay target by polling
+// pg_last_wal_replay_lsn() with backoff, for servers without WAIT FOR LSN.
+func (s *side) poll(ctx context.Context, target lsn.LSN, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	delay := 200 * time.Microsecond
+	for {
+		replayed, inRecovery, err := s.replayLSN(ctx)
+		switch {
+		case err != nil:
+			return "", err
+		case !inRecovery:
+			return waitNotInRecovery, nil
+		case replayed >= target:
+			return waitSuccess, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return waitTimeout, nil
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 10*time.Millisecond)
+	}
+}
