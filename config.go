@@ -86,8 +86,56 @@ func (m WaitMethod) String() string {
 	return "auto"
 }
 
-// DefaultWaitTimeout is how long a read waits for its replica by default.
-const DefaultWaitTimeout = time.Second
+// Balance says which replica serves a read.
+type Balance uint8
+
+const (
+	// BalanceLeastLag (the default) prefers a replica already known to have
+	// replayed what the read must see, so that no wait is needed; failing
+	// that, the replica furthest ahead.
+	BalanceLeastLag Balance = iota
+	// BalanceRoundRobin gives each connection the next replica in turn.
+	BalanceRoundRobin
+	// BalanceRandom gives each connection a replica at random.
+	BalanceRandom
+)
+
+// String returns the DSN spelling: "least_lag", "round_robin" or "random".
+func (b Balance) String() string {
+	switch b {
+	case BalanceRoundRobin:
+		return "round_robin"
+	case BalanceRandom:
+		return "random"
+	}
+	return "least_lag"
+}
+
+// NoReplicaPolicy says what a read does when no replica can serve it.
+type NoReplicaPolicy uint8
+
+const (
+	// NoReplicaPrimary reads from the primary (the default).
+	NoReplicaPrimary NoReplicaPolicy = iota
+	// NoReplicaFail returns ErrNoReplica.
+	NoReplicaFail
+)
+
+// String returns the DSN spelling: "primary" or "error".
+func (p NoReplicaPolicy) String() string {
+	if p == NoReplicaFail {
+		return "error"
+	}
+	return "primary"
+}
+
+// Defaults.
+const (
+	// DefaultWaitTimeout is how long a read waits for its replica.
+	DefaultWaitTimeout = time.Second
+	// DefaultHealthInterval is how often replicas are probed.
+	DefaultHealthInterval = time.Second
+)
 
 // Config is a pgwait handle's configuration: one primary, its replicas, and
 // the consistency policy. Build one with ParseConfig, adjust it, and pass it
@@ -108,6 +156,17 @@ type Config struct {
 	Scope Scope
 	// WaitMethod says how replicas are made to catch up.
 	WaitMethod WaitMethod
+	// Balance says which replica serves a read.
+	Balance Balance
+	// NoReplica says what a read does when no replica can serve it.
+	NoReplica NoReplicaPolicy
+	// HealthInterval is how often each replica is probed (is it in recovery,
+	// how far has it replayed); a replica that fails, was promoted or let a
+	// wait time out gets no reads until a probe finds it healthy again, with
+	// backoff. 0 means DefaultHealthInterval.
+	HealthInterval time.Duration
+	// Tracer, when set, is told about every statement pgwait routes.
+	Tracer Tracer
 }
 
 // DSN keys pgwait reads itself; every other key goes to pgx.
@@ -117,9 +176,12 @@ const (
 	keyOnTimeout   = "pgwait_on_timeout"
 	keyScope       = "pgwait_scope"
 	keyWaitMethod  = "pgwait_wait_method"
+	keyBalance     = "pgwait_balance"
+	keyNoReplica   = "pgwait_no_replica"
+	keyHealth      = "pgwait_health_interval"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // key=value form) extended with pgwait's own keys:
@@ -132,6 +194,10 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	pgwait_on_timeout    primary (default) or error
 //	pgwait_scope         handle (default), conn or token
 //	pgwait_wait_method   auto (default), wait_for_lsn or poll
+//	pgwait_balance       least_lag (default), round_robin or random
+//	pgwait_no_replica    primary (default) or error: reads when no replica
+//	                     is healthy
+//	pgwait_health_interval  how often replicas are probed (default 1s)
 //
 // Errors never repeat the password.
 func ParseConfig(dsn string) (*Config, error) {
@@ -149,7 +215,7 @@ func ParseConfig(dsn string) (*Config, error) {
 			delete(primary.RuntimeParams, k)
 		}
 	}
-	cfg := &Config{Primary: primary, WaitTimeout: DefaultWaitTimeout}
+	cfg := &Config{Primary: primary, WaitTimeout: DefaultWaitTimeout, HealthInterval: DefaultHealthInterval}
 	for k, v := range own {
 		if err := cfg.set(k, v); err != nil {
 			return nil, err
@@ -209,6 +275,32 @@ func (c *Config) set(key, value string) error {
 		default:
 			return fmt.Errorf("pgwait: %s=%q: want auto, wait_for_lsn or poll", key, value)
 		}
+	case keyBalance:
+		switch value {
+		case "least_lag":
+			c.Balance = BalanceLeastLag
+		case "round_robin":
+			c.Balance = BalanceRoundRobin
+		case "random":
+			c.Balance = BalanceRandom
+		default:
+			return fmt.Errorf("pgwait: %s=%q: want least_lag, round_robin or random", key, value)
+		}
+	case keyNoReplica:
+		switch value {
+		case "primary":
+			c.NoReplica = NoReplicaPrimary
+		case "error":
+			c.NoReplica = NoReplicaFail
+		default:
+			return fmt.Errorf("pgwait: %s=%q: want primary or error", key, value)
+		}
+	case keyHealth:
+		d, err := parseMillis(value)
+		if err != nil || d < 10*time.Millisecond {
+			return fmt.Errorf("pgwait: %s=%q: want a duration of at least 10ms, such as 500ms or 2s", key, value)
+		}
+		c.HealthInterval = d
 	default:
 		keys := append([]string(nil), knownKeys...)
 		sort.Strings(keys)

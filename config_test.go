@@ -148,3 +148,47 @@ func TestToken(t *testing.T) {
 	var nilTok *pgwait.Token
 	assert.Equal(t, pgwait.LSN(0), nilTok.LSN())
 }
+
+func TestTokenTimeline(t *testing.T) {
+	tok := new(pgwait.Token)
+	assert.True(t, tok.AdvanceOn(2, 0x5000000))
+	assert.Equal(t, "0/5000000@2", tok.String())
+	assert.False(t, tok.AdvanceOn(1, 0x9000000), "an older timeline never moves the token")
+	assert.True(t, tok.AdvanceOn(3, 0x4000000), "a newer timeline replaces the position")
+	l, tli := tok.Position()
+	assert.Equal(t, pgwait.LSN(0x4000000), l)
+	assert.EqualValues(t, 3, tli)
+	assert.True(t, tok.Advance(0x4000010), "an unknown timeline keeps the token's")
+	assert.Equal(t, "0/4000010@3", tok.String())
+
+	back, err := pgwait.ParseToken("0/4000010@3")
+	require.NoError(t, err)
+	l, tli = back.Position()
+	assert.Equal(t, pgwait.LSN(0x4000010), l)
+	assert.EqualValues(t, 3, tli)
+	for _, bad := range []string{"0/1@", "0/1@0", "0/1@x", "0/1@-2", "@3", "0/1@99999999999"} {
+		_, err := pgwait.ParseToken(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func FuzzParseToken(f *testing.F) {
+	for _, s := range []string{"", "0/3000060", "16/B374D848@2", "1/2@", "x@1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := pgwait.ParseToken(s)
+		if err != nil {
+			return
+		}
+		back, err := pgwait.ParseToken(tok.String())
+		if err != nil {
+			t.Fatalf("%q -> %q does not parse: %v", s, tok.String(), err)
+		}
+		l1, t1 := tok.Position()
+		l2, t2 := back.Position()
+		if l1 != l2 || (l1 != 0 && t1 != t2) {
+			t.Fatalf("%q round trip: %v@%d vs %v@%d", s, l1, t1, l2, t2)
+		}
+	})
+}

@@ -29,6 +29,32 @@ type Stats struct {
 	Promotions uint64
 	// ReplicaErrors counts replica connections or reads that failed.
 	ReplicaErrors uint64
-	// WaitTime is the total time reads spent waiting for replicas.
-	WaitTime time.Duration
+	// Ejections counts the times a replica was taken out of rotation (it
+	// failed, was promoted, or let a wait time out).
+	Ejections uint64
+	// Failovers counts the times the primary changed (another system
+	// identifier or timeline) and the LSNs remembered from the old one were
+	// set aside.
+	Failovers uint64
+	// WaitTime is the total time reads spent waiting for replicas, and
+	// WaitHistogram how those waits were spread.
+	WaitTime      time.Duration
+	WaitHistogram []WaitBucket
+}
+
+// WaitBucket counts the waits that took at most UpTo (and more than the
+// previous bucket's UpTo). The last bucket's UpTo is 0: longer than all.
+type WaitBucket struct {
+	UpTo  time.Duration
+	Count uint64
+}
+
+// WaitBucketBounds are the upper bounds of Stats.WaitHistogram's buckets,
+// before the last, unbounded one.
+var WaitBucketBounds = []time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second,
 }

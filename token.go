@@ -1,7 +1,10 @@
 package pgwait
 
 import (
-	"sync/atomic"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/pgwait/pgwait/internal/lsn"
 )
@@ -32,58 +35,101 @@ func (l *LSN) UnmarshalText(b []byte) error { return (*lsn.LSN)(l).UnmarshalText
 // requests or processes (an HTTP header, a cookie, a queue message) to give a
 // user read-your-writes across a whole session.
 //
+// A token also remembers the primary's timeline its LSN belongs to, when
+// known, so that after a failover a token from the old timeline waits only
+// for what the new primary kept.
+//
 // A Token only moves forward. It is safe for concurrent use; the zero value is
 // an empty token that waits for nothing.
 type Token struct {
-	lsn atomic.Uint64
+	mu       sync.Mutex
+	lsn      LSN
+	timeline uint32
 }
 
-// NewToken returns a token at l.
+// NewToken returns a token at l, on an unknown timeline.
 func NewToken(l LSN) *Token {
-	t := new(Token)
-	t.lsn.Store(uint64(l))
-	return t
+	return &Token{lsn: l}
 }
 
-// ParseToken reads a token's text form, as String writes it. The empty string
-// is an empty token, so a first request without a token needs no special case.
+// ParseToken reads a token's text form, as String writes it: an LSN
+// ("16/B374D848"), optionally followed by "@" and the timeline in decimal
+// ("16/B374D848@2"). The empty string is an empty token, so a first request
+// without a token needs no special case.
 func ParseToken(s string) (*Token, error) {
 	if s == "" {
 		return new(Token), nil
 	}
-	l, err := ParseLSN(s)
+	text, tli := s, uint64(0)
+	if at := strings.IndexByte(s, '@'); at >= 0 {
+		var err error
+		text = s[:at]
+		tli, err = strconv.ParseUint(s[at+1:], 10, 32)
+		if err != nil || tli == 0 {
+			return nil, fmt.Errorf("%w %q: the timeline after @ must be a positive decimal number", lsn.ErrSyntax, s)
+		}
+	}
+	l, err := ParseLSN(text)
 	if err != nil {
 		return nil, err
 	}
-	return NewToken(l), nil
+	return &Token{lsn: l, timeline: uint32(tli)}, nil
 }
 
 // LSN returns the token's position; zero for an empty token.
 func (t *Token) LSN() LSN {
+	l, _ := t.Position()
+	return l
+}
+
+// Position returns the token's LSN and its timeline (0 when unknown).
+func (t *Token) Position() (LSN, uint32) {
 	if t == nil {
-		return 0
+		return 0, 0
 	}
-	return LSN(t.lsn.Load())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lsn, t.timeline
 }
 
 // Advance moves the token to l if l is later, and reports whether it moved.
 func (t *Token) Advance(l LSN) bool {
-	for {
-		cur := t.lsn.Load()
-		if uint64(l) <= cur {
-			return false
-		}
-		if t.lsn.CompareAndSwap(cur, uint64(l)) {
-			return true
-		}
-	}
+	return t.AdvanceOn(0, l)
 }
 
-// String returns the token's text form: its LSN, or "" for an empty token.
+// AdvanceOn moves the token to l on timeline tli (0: unknown). A later
+// timeline replaces the token's position; an earlier one is ignored; on the
+// same or an unknown timeline the later LSN wins. It reports whether the
+// token moved.
+func (t *Token) AdvanceOn(tli uint32, l LSN) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case tli != 0 && t.timeline != 0 && tli < t.timeline:
+		return false
+	case tli != 0 && tli > t.timeline && t.timeline != 0:
+		t.lsn, t.timeline = l, tli
+		return true
+	}
+	if tli != 0 {
+		t.timeline = tli
+	}
+	if l <= t.lsn {
+		return false
+	}
+	t.lsn = l
+	return true
+}
+
+// String returns the token's text form: "" for an empty token, else its LSN
+// followed by "@timeline" when the timeline is known.
 func (t *Token) String() string {
-	l := t.LSN()
+	l, tli := t.Position()
 	if l == 0 {
 		return ""
 	}
-	return l.String()
+	if tli == 0 {
+		return l.String()
+	}
+	return l.String() + "@" + strconv.FormatUint(uint64(tli), 10)
 }

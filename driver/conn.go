@@ -25,11 +25,17 @@ import (
 type Conn struct {
 	c       *Connector
 	primary *side
-	replica *side
+	replica *side // the replica side used last
+	sides   map[*replica]*side
 	tx      *Tx
 
+	// gen is the connector's failover generation the LSNs below belong to.
+	gen int64
 	// lastWrite is the LSN of this connection's latest write.
 	lastWrite lsn.LSN
+	// seen is a position this connection has read at: later reads never go
+	// to a replica behind it (monotonic reads).
+	seen lsn.LSN
 	// session holds the session-level SET statements run on this
 	// connection, replayed on server connections opened later.
 	session []sessionSetting
@@ -50,7 +56,7 @@ func (c *Conn) Primary(ctx context.Context) (*pgx.Conn, error) {
 // Replica returns the *pgx.Conn of this connection's replica, opening it if
 // needed. Use it inside sql.Conn.Raw; do not keep it past the Raw call.
 func (c *Conn) Replica(ctx context.Context) (*pgx.Conn, error) {
-	s, err := c.replicaSide(ctx)
+	s, err := c.replicaSide(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +79,9 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 		s.close()
 		return nil, err
 	}
+	if len(c.c.replicas) > 0 {
+		c.c.observePrimary(s.identify(ctx))
+	}
 	c.primary = s
 	return s, nil
 }
@@ -80,36 +89,62 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 // errNoReplica means no replica can take a read right now.
 var errNoReplica = pgwait.ErrNoReplica
 
-func (c *Conn) replicaSide(ctx context.Context) (*side, error) {
+// replicaSide returns the connection to the replica that should serve a read
+// that must see target, opening it if needed.
+func (c *Conn) replicaSide(ctx context.Context, target lsn.LSN) (*side, error) {
+	var current *replica
 	if c.replica != nil {
-		if !c.replica.broken() && c.replica.rep.usable(time.Now()) {
-			return c.replica, nil
+		current = c.replica.rep
+	}
+	for range len(c.c.replicas) {
+		rep := c.c.replicaFor(current, target)
+		if rep == nil {
+			return nil, errNoReplica
 		}
-		c.dropReplica()
+		if s := c.sides[rep]; s != nil {
+			if !s.broken() {
+				c.replica = s
+				return s, nil
+			}
+			c.dropSide(s)
+		}
+		dc, err := rep.connector.Connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			c.c.stats.replicaErrors.Add(1)
+			c.c.eject(rep, 0)
+			continue
+		}
+		s := newSide(dc.(*stdlib.Conn), rep)
+		if err := c.replaySession(ctx, s); err != nil {
+			s.close()
+			return nil, err
+		}
+		if c.sides == nil {
+			c.sides = map[*replica]*side{}
+		}
+		c.sides[rep] = s
+		c.replica = s
+		return s, nil
 	}
-	rep := c.c.pickReplica()
-	if rep == nil {
-		return nil, errNoReplica
-	}
-	dc, err := rep.connector.Connect(ctx)
-	if err != nil {
-		c.c.stats.replicaErrors.Add(1)
-		rep.markDown(replicaRetryAfter)
-		return nil, err
-	}
-	s := newSide(dc.(*stdlib.Conn), rep)
-	if err := c.replaySession(ctx, s); err != nil {
-		s.close()
-		return nil, err
-	}
-	c.replica = s
-	return s, nil
+	return nil, errNoReplica
 }
 
+// dropSide closes a replica connection that failed.
+func (c *Conn) dropSide(s *side) {
+	s.close()
+	delete(c.sides, s.rep)
+	if c.replica == s {
+		c.replica = nil
+	}
+}
+
+// dropReplica closes the replica connection used last.
 func (c *Conn) dropReplica() {
 	if c.replica != nil {
-		c.replica.close()
-		c.replica = nil
+		c.dropSide(c.replica)
 	}
 }
 
@@ -128,8 +163,8 @@ func (c *Conn) Close() error {
 	if c.primary != nil {
 		err = c.primary.close()
 	}
-	if c.replica != nil {
-		c.replica.close()
+	for _, s := range c.sides {
+		s.close()
 	}
 	return err
 }
@@ -170,9 +205,9 @@ func (c *Conn) ResetSession(ctx context.Context) error {
 	if err := c.primary.std.ResetSession(ctx); err != nil {
 		return err
 	}
-	if c.replica != nil {
-		if err := c.replica.std.ResetSession(ctx); err != nil {
-			c.dropReplica() // reads reopen one; nothing of the session is lost
+	for _, s := range c.sides {
+		if err := s.std.ResetSession(ctx); err != nil {
+			c.dropSide(s) // reads reopen one; nothing of the session is lost
 		}
 	}
 	return nil
@@ -280,12 +315,14 @@ func (c *Conn) execPrimary(ctx context.Context, cls classify.Result, query strin
 			c.c.stats.primaryReads.Add(1)
 		}
 		tag, err := s.exec(ctx, query, args)
+		c.tracePrimary(query, false, 0, err)
 		return result(tag, err)
 	}
 	tag, l, err := s.execCapture(ctx, query, args)
 	if err == nil {
 		c.committed(ctx, l)
 	}
+	c.tracePrimary(query, true, l, err)
 	return result(tag, err)
 }
 
@@ -298,31 +335,75 @@ func (c *Conn) queryPrimary(ctx context.Context, cls classify.Result, query stri
 		if cls.Kind == classify.Read {
 			c.c.stats.primaryReads.Add(1)
 		}
-		return wrapRows(s.query(ctx, query, args))
+		r, err := s.query(ctx, query, args)
+		c.tracePrimary(query, false, 0, err)
+		return wrapRows(r, err)
 	}
-	return wrapRows(s.queryCapture(ctx, query, args, func(l lsn.LSN) { c.committed(ctx, l) }))
+	r, err := s.queryCapture(ctx, query, args, func(l lsn.LSN, err error) {
+		if err == nil {
+			c.committed(ctx, l)
+		}
+		c.tracePrimary(query, true, l, err)
+	})
+	return wrapRows(r, err)
+}
+
+func (c *Conn) tracePrimary(query string, write bool, l lsn.LSN, err error) {
+	if c.c.cfg.Tracer != nil {
+		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerPrimary, Addr: pgwait.Addr(c.c.cfg.Primary), Write: write, Committed: pgwait.LSN(l), Err: err})
+	}
 }
 
 // committed records a write's commit LSN everywhere reads look for it.
 func (c *Conn) committed(ctx context.Context, l lsn.LSN) {
 	c.c.stats.writes.Add(1)
+	c.syncGen()
 	c.lastWrite = lsn.Max(c.lastWrite, l)
 	c.c.observeWrite(l)
 	if t := pgwait.TokenFrom(ctx); t != nil {
-		t.Advance(pgwait.LSN(l))
+		t.AdvanceOn(c.c.currentEpoch().timeline, pgwait.LSN(l))
 	}
 }
 
-// target is the LSN a read made with ctx must see, by the handle's scope.
+// syncGen sets aside what the connection remembers from before a failover:
+// positions past the new primary's start may never exist on it.
+func (c *Conn) syncGen() {
+	gen := c.c.gen.Load()
+	if gen == c.gen {
+		return
+	}
+	c.gen = gen
+	start := c.c.currentEpoch().start
+	c.lastWrite = min(c.lastWrite, start)
+	c.seen = min(c.seen, start)
+}
+
+// target is the LSN a read made with ctx must see, by the handle's scope,
+// and never less than what the connection already read at.
 func (c *Conn) target(ctx context.Context) lsn.LSN {
-	t := lsn.LSN(pgwait.TokenFrom(ctx).LSN())
+	c.syncGen()
+	t := c.tokenTarget(ctx)
 	switch c.c.cfg.Scope {
 	case pgwait.ScopeToken:
-		return t
+		return lsn.Max(t, c.seen)
 	case pgwait.ScopeConn:
-		return lsn.Max(t, c.lastWrite)
+		return lsn.Max(lsn.Max(t, c.lastWrite), c.seen)
 	}
-	return lsn.Max(lsn.Max(t, c.lastWrite), lsn.LSN(c.c.highWater.Load()))
+	return lsn.Max(lsn.Max(lsn.Max(t, c.lastWrite), c.seen), lsn.LSN(c.c.highWater.Load()))
+}
+
+// tokenTarget is the context token's LSN; a token from before the current
+// primary's timeline counts only up to the new primary's start.
+func (c *Conn) tokenTarget(ctx context.Context) lsn.LSN {
+	tok := pgwait.TokenFrom(ctx)
+	if tok == nil {
+		return 0
+	}
+	l, tli := tok.Position()
+	if e := c.c.currentEpoch(); tli != 0 && e.timeline != 0 && tli < e.timeline {
+		return min(lsn.LSN(l), e.start)
+	}
+	return lsn.LSN(l)
 }
 
 // waitBudget is the server-side TIMEOUT of a wait: the configured wait
@@ -344,48 +425,62 @@ func (c *Conn) waitBudget(ctx context.Context) (ms int64, ok bool) {
 // in the same round trip when the replica may be behind, and falls back as
 // the policy says.
 func (c *Conn) read(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {
-	s, err := c.replicaSide(ctx)
+	target := c.target(ctx)
+	s, err := c.replicaSide(ctx, target)
 	if err != nil {
-		return c.fallback(ctx, query, args, err)
+		return c.fallback(ctx, query, args, fallbackNoReplica, err, waitInfo{})
 	}
 	rep := s.rep
-	target := c.target(ctx)
 	if target <= lsn.LSN(rep.replayed.Load()) {
 		if target != 0 {
 			c.c.stats.waitsSkipped.Add(1)
 		}
 		r, err := s.query(ctx, query, args)
-		return c.replicaDone(ctx, s, query, args, r, err)
+		return c.replicaDone(ctx, s, query, args, r, err, waitInfo{target: target})
 	}
 	ms, ok := c.waitBudget(ctx)
 	if !ok {
-		return c.timedOut(ctx, query, args, rep, target, 0)
+		return c.waitFailed(ctx, query, args, s, waitInfo{target: target, status: waitTimeout})
 	}
 	c.c.stats.waits.Add(1)
 	start := time.Now()
+	w := waitInfo{target: target, ms: ms}
+	var r *rows
 	if c.usePolling(s) {
-		status, err := s.poll(ctx, target, time.Duration(ms)*time.Millisecond)
-		c.c.stats.waitNanos.Add(int64(time.Since(start)))
-		if err != nil {
-			return c.replicaDone(ctx, s, query, args, nil, err)
+		w.status, err = s.poll(ctx, target, time.Duration(ms)*time.Millisecond)
+		if err == nil && w.status == waitSuccess {
+			r, err = s.query(ctx, query, args)
 		}
-		if status == waitSuccess {
-			rep.confirm(target)
-			r, err := s.query(ctx, query, args)
-			return c.replicaDone(ctx, s, query, args, r, err)
-		}
-		return c.waitFailed(ctx, query, args, s, status, target, ms)
+	} else {
+		w.status, r, err = s.waitQuery(ctx, target, ms, query, args)
 	}
-	status, r, err := s.waitQuery(ctx, target, ms, query, args)
-	c.c.stats.waitNanos.Add(int64(time.Since(start)))
-	if err == nil && status != waitSuccess {
-		return c.waitFailed(ctx, query, args, s, status, target, ms)
+	w.took = time.Since(start)
+	c.c.stats.observeWait(w.took)
+	if err == nil && w.status != waitSuccess {
+		return c.waitFailed(ctx, query, args, s, w)
 	}
-	if status == waitSuccess {
+	if w.status == waitSuccess {
 		rep.confirm(target)
 	}
-	return c.replicaDone(ctx, s, query, args, r, err)
+	return c.replicaDone(ctx, s, query, args, r, err, w)
 }
+
+// waitInfo is what a read's wait did, for fallbacks and tracing.
+type waitInfo struct {
+	target lsn.LSN
+	ms     int64
+	status string
+	took   time.Duration
+}
+
+// Fallback reasons, as Event.Fallback reports them.
+const (
+	fallbackTimeout   = "timeout"
+	fallbackPromoted  = "promoted"
+	fallbackError     = "replica error"
+	fallbackNoReplica = "no replica"
+	fallbackReadOnly  = "read-only violation"
+)
 
 func (c *Conn) usePolling(s *side) bool {
 	switch c.c.cfg.WaitMethod {
@@ -397,33 +492,36 @@ func (c *Conn) usePolling(s *side) bool {
 	return s.major < 19
 }
 
-func (c *Conn) waitFailed(ctx context.Context, query string, args []any, s *side, status string, target lsn.LSN, ms int64) (sqldriver.Rows, error) {
-	switch status {
+func (c *Conn) waitFailed(ctx context.Context, query string, args []any, s *side, w waitInfo) (sqldriver.Rows, error) {
+	switch w.status {
 	case waitTimeout:
-		return c.timedOut(ctx, query, args, s.rep, target, ms)
+		// The replica lags more than the wait timeout: keep reads away from
+		// it until a probe finds it caught up.
+		c.c.stats.waitTimeouts.Add(1)
+		c.c.eject(s.rep, w.target)
+		if c.c.cfg.OnTimeout == pgwait.TimeoutFail {
+			err := &pgwait.WaitTimeoutError{Replica: s.rep.addr, LSN: pgwait.LSN(w.target), Timeout: time.Duration(w.ms) * time.Millisecond}
+			c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(w.target), Waited: w.took, WaitStatus: w.status, Err: err})
+			return nil, err
+		}
+		return c.fallback(ctx, query, args, fallbackTimeout, nil, w)
 	case waitNotInRecovery:
 		// The replica was promoted: it no longer follows the primary.
 		c.c.stats.promotions.Add(1)
-		s.rep.markDown(replicaRetryAfter)
-		c.dropReplica()
-		return c.fallback(ctx, query, args, nil)
+		c.c.eject(s.rep, 0)
+		c.dropSide(s)
+		return c.fallback(ctx, query, args, fallbackPromoted, nil, w)
 	}
-	return nil, fmt.Errorf("pgwait: WAIT FOR LSN on replica %s answered %q; expected success, timeout or not in recovery", s.rep.addr, status)
-}
-
-func (c *Conn) timedOut(ctx context.Context, query string, args []any, rep *replica, target lsn.LSN, ms int64) (sqldriver.Rows, error) {
-	c.c.stats.waitTimeouts.Add(1)
-	if c.c.cfg.OnTimeout == pgwait.TimeoutFail {
-		return nil, &pgwait.WaitTimeoutError{Replica: rep.addr, LSN: pgwait.LSN(target), Timeout: time.Duration(ms) * time.Millisecond}
-	}
-	return c.fallback(ctx, query, args, nil)
+	return nil, fmt.Errorf("pgwait: WAIT FOR LSN on replica %s answered %q; expected success, timeout or not in recovery", s.rep.addr, w.status)
 }
 
 // replicaDone finishes a replica read: counts it, or sends it to the primary
 // when the replica refused it as a write (25006) or failed.
-func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error) (sqldriver.Rows, error) {
+func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error, w waitInfo) (sqldriver.Rows, error) {
 	if err == nil {
 		c.c.stats.replicaReads.Add(1)
+		c.seen = lsn.Max(c.seen, lsn.LSN(s.rep.replayed.Load()))
+		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status})
 		return r, nil
 	}
 	var pgErr *pgconn.PgError
@@ -432,32 +530,71 @@ func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []an
 		// read_only_sql_transaction: the replica refused before writing
 		// anything, so the primary may run it, as the write it is.
 		c.c.stats.readOnlyRetries.Add(1)
+		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, Fallback: fallbackReadOnly, Err: err})
 		return c.queryPrimary(ctx, classify.Result{Kind: classify.Write}, query, args)
 	case ctx.Err() != nil:
 		if s.broken() {
-			c.dropReplica()
+			c.dropSide(s)
 		}
 		return nil, err
 	case s.broken():
 		// The replica went away. A read is safe to run again: on the primary.
 		c.c.stats.replicaErrors.Add(1)
-		s.rep.markDown(replicaRetryAfter)
-		c.dropReplica()
-		return c.fallback(ctx, query, args, err)
+		c.c.eject(s.rep, 0)
+		c.dropSide(s)
+		return c.fallback(ctx, query, args, fallbackError, err, w)
 	}
+	c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status, Err: err})
 	return nil, err
 }
 
-// fallback runs a read meant for a replica on the primary.
-func (c *Conn) fallback(ctx context.Context, query string, args []any, cause error) (sqldriver.Rows, error) {
+// waitedFor is the LSN a read waited for, or 0 when it did not wait.
+func waitedFor(w waitInfo) lsn.LSN {
+	if w.status == "" {
+		return 0
+	}
+	return w.target
+}
+
+// fallback runs a read meant for a replica on the primary, unless the policy
+// says to fail.
+func (c *Conn) fallback(ctx context.Context, query string, args []any, reason string, cause error, w waitInfo) (sqldriver.Rows, error) {
 	if ctx.Err() != nil {
 		if cause != nil {
 			return nil, cause
 		}
 		return nil, ctx.Err()
 	}
+	if reason == fallbackNoReplica && c.c.cfg.NoReplica == pgwait.NoReplicaFail {
+		err := pgwait.ErrNoReplica
+		if cause != nil && !errors.Is(cause, pgwait.ErrNoReplica) {
+			err = fmt.Errorf("%w: %w", pgwait.ErrNoReplica, cause)
+		}
+		return nil, err
+	}
 	c.c.stats.fallbacks.Add(1)
-	return c.queryPrimary(ctx, classify.Result{Kind: classify.Read}, query, args)
+	r, err := c.queryPrimaryRead(ctx, query, args)
+	if c.c.cfg.Tracer != nil {
+		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerPrimary, Addr: pgwait.Addr(c.c.cfg.Primary),
+			WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status, Fallback: reason, Err: err})
+	}
+	return wrapRows(r, err)
+}
+
+// queryPrimaryRead runs a read on the primary.
+func (c *Conn) queryPrimaryRead(ctx context.Context, query string, args []any) (*rows, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.c.stats.primaryReads.Add(1)
+	return s.query(ctx, query, args)
+}
+
+func (c *Conn) trace(e pgwait.Event) {
+	if t := c.c.cfg.Tracer; t != nil {
+		t.TraceStatement(e)
+	}
 }
 
 // setSession runs a session-level SET or RESET on every open server
@@ -471,9 +608,11 @@ func (c *Conn) setSession(ctx context.Context, query string, args []any) (sqldri
 	if err != nil {
 		return nil, err
 	}
-	if c.replica != nil && len(args) == 0 {
-		if _, err := c.replica.exec(ctx, query, nil); err != nil {
-			c.dropReplica()
+	if len(args) == 0 {
+		for _, rs := range c.sides {
+			if _, err := rs.exec(ctx, query, nil); err != nil {
+				c.dropSide(rs)
+			}
 		}
 	}
 	if len(args) == 0 {

@@ -18,9 +18,13 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgwait/pgwait"
@@ -57,8 +61,9 @@ func (Driver) OpenConnector(dsn string) (sqldriver.Connector, error) {
 }
 
 // Connector opens pgwait connections that share one consistency state: the
-// handle-wide write high-water mark and what each replica is known to have
-// replayed. Use one Connector per sql.DB.
+// handle-wide write high-water mark, what each replica is known to have
+// replayed, and which primary (system, timeline) the LSNs belong to. Use one
+// Connector per sql.DB; sql.DB.Close closes it.
 type Connector struct {
 	cfg      pgwait.Config
 	primary  sqldriver.Connector
@@ -67,26 +72,43 @@ type Connector struct {
 	highWater atomic.Uint64 // LSN of the latest write through this handle
 	next      atomic.Uint32 // round-robin position among replicas
 	stats     counters
+
+	epochMu sync.Mutex
+	epoch   epoch        // the primary the LSNs belong to
+	gen     atomic.Int64 // bumped at each failover
+
+	health healthChecker
+}
+
+// epoch identifies a primary's WAL history: a failover changes the system
+// identifier (a rebuilt cluster) or the timeline (a promoted replica).
+type epoch struct {
+	system   string
+	timeline uint32
+	// start is the new primary's WAL position when pgwait first saw it:
+	// LSNs remembered from the old primary past it may never exist here.
+	start lsn.LSN
 }
 
 // replica is one replica and what is known about it.
 type replica struct {
 	addr      string
+	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
 	// replayed is an LSN this replica is known to have replayed: reads that
 	// need no more than this skip the wait.
 	replayed atomic.Uint64
-	// downUntil is when a replica that failed or was found promoted may be
-	// tried again (unix nanoseconds).
+	// downUntil is when an ejected replica may be probed again (unix
+	// nanoseconds); 0 while it is in rotation.
 	downUntil atomic.Int64
+	// needs is what an ejected replica must have replayed to come back (the
+	// LSN a wait timed out on).
+	needs atomic.Uint64
+	fails atomic.Int32
 }
 
-// replicaRetryAfter is how long a failed replica is left alone.
-const replicaRetryAfter = 5 * time.Second
-
-func (r *replica) usable(now time.Time) bool { return r.downUntil.Load() <= now.UnixNano() }
-
-func (r *replica) markDown(d time.Duration) { r.downUntil.Store(time.Now().Add(d).UnixNano()) }
+// usable reports whether r is in rotation.
+func (r *replica) usable() bool { return r.downUntil.Load() == 0 }
 
 func (r *replica) confirm(l lsn.LSN) {
 	for {
@@ -95,6 +117,34 @@ func (r *replica) confirm(l lsn.LSN) {
 			return
 		}
 	}
+}
+
+// Backoff for ejected replicas: doubling from the health interval up to
+// maxBackoff.
+const maxBackoff = 30 * time.Second
+
+// eject takes r out of rotation until a probe finds it healthy and, when
+// needs is set, caught up to it.
+func (c *Connector) eject(r *replica, needs lsn.LSN) {
+	fails := r.fails.Add(1)
+	backoff := c.cfg.HealthInterval << min(fails-1, 10)
+	backoff = min(backoff, maxBackoff)
+	if r.downUntil.Swap(time.Now().Add(backoff).UnixNano()) == 0 {
+		c.stats.ejections.Add(1)
+	}
+	for {
+		cur := r.needs.Load()
+		if uint64(needs) <= cur || r.needs.CompareAndSwap(cur, uint64(needs)) {
+			break
+		}
+	}
+}
+
+// readmit puts r back in rotation.
+func (r *replica) readmit() {
+	r.fails.Store(0)
+	r.needs.Store(0)
+	r.downUntil.Store(0)
 }
 
 // NewConnector returns a connector for cfg, for sql.OpenDB.
@@ -106,25 +156,44 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 	if c.cfg.WaitTimeout < time.Millisecond {
 		c.cfg.WaitTimeout = pgwait.DefaultWaitTimeout
 	}
+	if c.cfg.HealthInterval <= 0 {
+		c.cfg.HealthInterval = pgwait.DefaultHealthInterval
+	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
 	for _, rc := range cfg.Replicas {
+		rc = rc.Copy()
+		// A wait abandoned by a client that went away must not linger on
+		// the replica: have the server check the client while it waits.
+		if _, ok := rc.RuntimeParams["client_connection_check_interval"]; !ok {
+			rc.RuntimeParams["client_connection_check_interval"] = "1000"
+		}
 		c.replicas = append(c.replicas, &replica{
 			addr:      pgwait.Addr(rc),
-			connector: stdlib.GetConnector(*rc.Copy()),
+			cfg:       rc,
+			connector: stdlib.GetConnector(*rc),
 		})
 	}
+	c.health.init(c)
 	return c, nil
 }
 
-// Connect returns a connection; its server connections open on first use.
+// Connect returns a connection with its primary connection open; its replica
+// connections open on first use.
 func (c *Connector) Connect(ctx context.Context) (sqldriver.Conn, error) {
-	conn := &Conn{c: c}
+	c.health.start()
+	conn := &Conn{c: c, gen: c.gen.Load()}
 	// Open the primary now so that a wrong DSN or a down primary fails here,
 	// as with any other driver.
 	if _, err := conn.primarySide(ctx); err != nil {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// Close stops the replica health checks; sql.DB.Close calls it.
+func (c *Connector) Close() error {
+	c.health.stop()
+	return nil
 }
 
 // Driver returns the pgwait driver.
@@ -145,22 +214,89 @@ func (c *Connector) observeWrite(l lsn.LSN) {
 	}
 }
 
-// pickReplica chooses a replica for a new replica connection: round robin
-// over the usable ones. It returns nil when none is usable.
-func (c *Connector) pickReplica() *replica {
+// currentEpoch returns the primary the connector's LSNs belong to.
+func (c *Connector) currentEpoch() epoch {
+	c.epochMu.Lock()
+	defer c.epochMu.Unlock()
+	return c.epoch
+}
+
+// observePrimary records the identity of a primary just connected to. When
+// it differs from the one before, the primary failed over: LSNs remembered
+// past the new primary's start are set aside.
+func (c *Connector) observePrimary(e epoch) {
+	if e.system == "" {
+		return
+	}
+	c.epochMu.Lock()
+	defer c.epochMu.Unlock()
+	old := c.epoch
+	switch {
+	case old.system == "":
+		c.epoch = e
+		return
+	case old.system == e.system && old.timeline == e.timeline:
+		return
+	case old.system == e.system && e.timeline < old.timeline:
+		return // a connection to a stale primary; the newer timeline stands
+	}
+	c.epoch = e
+	c.gen.Add(1)
+	c.stats.failovers.Add(1)
+	for {
+		cur := c.highWater.Load()
+		if cur <= uint64(e.start) || c.highWater.CompareAndSwap(cur, uint64(e.start)) {
+			break
+		}
+	}
+	for _, r := range c.replicas {
+		r.replayed.Store(0)
+	}
+}
+
+// replicaFor picks the replica for a read that must see target. current is
+// the replica the connection used last (nil if none). It returns nil when no
+// replica is in rotation.
+func (c *Connector) replicaFor(current *replica, target lsn.LSN) *replica {
 	n := len(c.replicas)
 	if n == 0 {
 		return nil
 	}
-	now := time.Now()
+	if c.cfg.Balance != pgwait.BalanceLeastLag {
+		if current != nil && current.usable() {
+			return current
+		}
+		start := int(c.next.Add(1))
+		if c.cfg.Balance == pgwait.BalanceRandom {
+			start = rand.IntN(n)
+		}
+		for i := range n {
+			if r := c.replicas[(start+i)%n]; r.usable() {
+				return r
+			}
+		}
+		return nil
+	}
+	// Least lag: the current replica if it needs no wait, else one that
+	// needs no wait (in turn), else the one furthest ahead.
+	if current != nil && current.usable() && lsn.LSN(current.replayed.Load()) >= target {
+		return current
+	}
+	var best *replica
 	start := int(c.next.Add(1))
 	for i := range n {
 		r := c.replicas[(start+i)%n]
-		if r.usable(now) {
+		if !r.usable() {
+			continue
+		}
+		if lsn.LSN(r.replayed.Load()) >= target {
 			return r
 		}
+		if best == nil || r.replayed.Load() > best.replayed.Load() || r == current && r.replayed.Load() == best.replayed.Load() {
+			best = r
+		}
 	}
-	return nil
+	return best
 }
 
 // StatsOf returns the statistics of a *sql.DB opened with the pgwait driver.
@@ -188,11 +324,19 @@ func (c *Connector) Stats() pgwait.Stats { return c.stats.snapshot() }
 type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
-	waitNanos atomic.Int64
+	ejections, failovers atomic.Uint64
+	waitNanos                  atomic.Int64
+	waitBuckets                [14]atomic.Uint64
+}
+
+func (k *counters) observeWait(d time.Duration) {
+	k.waitNanos.Add(int64(d))
+	i, _ := slices.BinarySearch(pgwait.WaitBucketBounds, d)
+	k.waitBuckets[i].Add(1)
 }
 
 func (k *counters) snapshot() pgwait.Stats {
-	return pgwait.Stats{
+	st := pgwait.Stats{
 		Writes:          k.writes.Load(),
 		ReplicaReads:    k.replicaReads.Load(),
 		PrimaryReads:    k.primaryReads.Load(),
@@ -203,6 +347,16 @@ func (k *counters) snapshot() pgwait.Stats {
 		ReadOnlyRetries: k.readOnlyRetries.Load(),
 		Promotions:      k.promotions.Load(),
 		ReplicaErrors:   k.replicaErrors.Load(),
+		Ejections:       k.ejections.Load(),
+		Failovers:       k.failovers.Load(),
 		WaitTime:        time.Duration(k.waitNanos.Load()),
+		WaitHistogram:   make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}
+	for i := range k.waitBuckets {
+		if i < len(pgwait.WaitBucketBounds) {
+			st.WaitHistogram[i].UpTo = pgwait.WaitBucketBounds[i]
+		}
+		st.WaitHistogram[i].Count = k.waitBuckets[i].Load()
+	}
+	return st
 }

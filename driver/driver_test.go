@@ -340,15 +340,27 @@ func TestTypesScanLikePgxStdlib(t *testing.T) {
 	assert.Equal(t, wantTypes, gotTypes)
 }
 
+// eventuallyOnReplica waits until db serves reads from a replica again (an
+// ejected replica comes back after a health probe).
+func eventuallyOnReplica(t testing.TB, ctx context.Context, db *sql.DB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var inRecovery bool
+		return db.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && inRecovery
+	}, 10*time.Second, 20*time.Millisecond, "the replica never came back into rotation")
+}
+
 func TestWaitTimeoutPolicies(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{})
 	ctx := ctxT(t)
-	fallback := open(t, c, "pgwait_wait_timeout=150ms")
-	strict := open(t, c, "pgwait_wait_timeout=150ms", "pgwait_on_timeout=error")
+	const quick = "pgwait_health_interval=50ms"
+	fallback := open(t, c, "pgwait_wait_timeout=150ms", quick)
+	strict := open(t, c, "pgwait_wait_timeout=150ms", "pgwait_on_timeout=error", quick)
+	strictShort := open(t, c, "pgwait_wait_timeout=5s", "pgwait_on_timeout=error", quick)
 	tbl := table(t, fallback)
-	// Warm both handles' replica connections.
-	assert.True(t, onReplica(t, ctx, fallback, "SELECT pg_is_in_recovery()"))
-	assert.True(t, onReplica(t, ctx, strict, "SELECT pg_is_in_recovery()"))
+	for _, db := range []*sql.DB{fallback, strict, strictShort} {
+		eventuallyOnReplica(t, ctx, db)
+	}
 
 	require.NoError(t, c.PauseReplay(ctx, 0))
 	_, err := fallback.Exec("INSERT INTO " + tbl + " (v) VALUES ('paused')")
@@ -366,10 +378,16 @@ func TestWaitTimeoutPolicies(t *testing.T) {
 	after := stats(t, fallback)
 	assert.Equal(t, before.WaitTimeouts+1, after.WaitTimeouts)
 	assert.Equal(t, before.Fallbacks+1, after.Fallbacks)
+	assert.Equal(t, before.Ejections+1, after.Ejections, "a replica that let a wait time out leaves the rotation")
 
-	// The strict handle has not seen the write: give it the token.
-	tok, err := pgwait.ParseToken(pgwait.LSN(mustHighWater(t, fallback)).String())
-	require.NoError(t, err)
+	// The lagging replica is out of rotation: the next read goes straight
+	// to the primary, without waiting again.
+	require.NoError(t, fallback.QueryRow("SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = 'paused'").Scan(&n, &inRecovery))
+	assert.False(t, inRecovery)
+	assert.Equal(t, after.WaitTimeouts, stats(t, fallback).WaitTimeouts)
+
+	// The strict handles have not seen the write: give them the token.
+	tok := pgwait.NewToken(mustHighWater(t, fallback))
 	err = strict.QueryRowContext(pgwait.WithToken(ctx, tok), "SELECT count(*) FROM "+tbl).Scan(&n)
 	require.ErrorIs(t, err, pgwait.ErrWaitTimeout)
 	var wte *pgwait.WaitTimeoutError
@@ -378,17 +396,20 @@ func TestWaitTimeoutPolicies(t *testing.T) {
 
 	// A context deadline shorter than the wait timeout cuts the wait, and the
 	// connection survives it.
-	short, cancel := context.WithTimeout(pgwait.WithToken(ctx, tok), 60*time.Millisecond)
-	err = strict.QueryRowContext(short, "SELECT count(*) FROM "+tbl).Scan(&n)
+	short, cancel := context.WithTimeout(pgwait.WithToken(ctx, tok), 100*time.Millisecond)
+	err = strictShort.QueryRowContext(short, "SELECT count(*) FROM "+tbl).Scan(&n)
 	cancel()
 	require.ErrorIs(t, err, pgwait.ErrWaitTimeout)
+	require.NoError(t, strictShort.QueryRowContext(pgwait.OnPrimary(ctx), "SELECT 1").Scan(&n))
 
 	require.NoError(t, c.ResumeReplay(ctx, 0))
+	eventuallyOnReplica(t, ctx, strict)
 	require.NoError(t, strict.QueryRowContext(pgwait.WithToken(ctx, tok), "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = 'paused'").Scan(&n, &inRecovery))
 	assert.Equal(t, 1, n)
 	assert.True(t, inRecovery, "after resume the replica serves the read")
 
 	// A read-only transaction with a paused replica follows the same policy.
+	eventuallyOnReplica(t, ctx, fallback)
 	require.NoError(t, c.PauseReplay(ctx, 0))
 	_, err = fallback.Exec("INSERT INTO " + tbl + " (v) VALUES ('paused2')")
 	require.NoError(t, err)

@@ -317,7 +317,7 @@ func (s *side) execCapture(ctx context.Context, sql string, args []any) (pgconn.
 
 // queryCapture runs a write that returns rows (INSERT ... RETURNING) in
 // autocommit; committed receives the commit's LSN once the rows are read.
-func (s *side) queryCapture(ctx context.Context, sql string, args []any, committed func(lsn.LSN)) (*rows, error) {
+func (s *side) queryCapture(ctx context.Context, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
 	p, st, err := s.startCapture(ctx, sql, args)
 	if err != nil {
 		return nil, err
@@ -330,14 +330,13 @@ func (s *side) queryCapture(ctx context.Context, sql string, args []any, committ
 		}
 		s.forget(sql, err)
 		_, err = s.finishCapture(p, err)
+		done(0, err)
 		return nil, err
 	}
 	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
 		s.forget(sql, err)
 		l, err := s.finishCapture(p, err)
-		if err == nil {
-			committed(l)
-		}
+		done(l, err)
 		return err
 	})
 	if err := r.preload(); err != nil {
@@ -616,4 +615,53 @@ func (s *side) poll(ctx context.Context, target lsn.LSN, timeout time.Duration) 
 		}
 		delay = min(2*delay, 10*time.Millisecond)
 	}
+}
+
+// identify reads which primary this is: its system identifier, its current
+// timeline and WAL position. Sent as two pipelined queries so that a role
+// not allowed to read pg_control_system() still gets the timeline. An
+// identity it cannot read is left empty, which turns failover detection off
+// for this connection.
+func (s *side) identify(ctx context.Context) epoch {
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8), pg_current_wal_insert_lsn()::text", nil, nil, nil, nil)
+	p.SendPipelineSync()
+	p.SendQueryParams("SELECT system_identifier::text FROM pg_control_system()", nil, nil, nil, nil)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return epoch{}
+	}
+	var e epoch
+	var tliText, lsnText, system string
+	if res, err := p.GetResults(); err == nil {
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			for rr.NextRow() {
+				tliText, lsnText = string(rr.Values()[0]), string(rr.Values()[1])
+			}
+			rr.Close()
+		}
+	}
+	p.GetResults() // sync
+	if res, err := p.GetResults(); err == nil {
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			for rr.NextRow() {
+				system = string(rr.Values()[0])
+			}
+			rr.Close()
+		}
+	}
+	p.Close()
+	tli, err := strconv.ParseUint(tliText, 16, 32)
+	if err != nil {
+		return epoch{}
+	}
+	start, err := lsn.Parse(lsnText)
+	if err != nil {
+		return epoch{}
+	}
+	if system == "" {
+		system = "unknown" // timeline changes are still seen
+	}
+	e.system, e.timeline, e.start = system, uint32(tli), start
+	return e
 }

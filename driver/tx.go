@@ -60,12 +60,15 @@ const levelSerializable = 6 // sql.LevelSerializable
 // beginReplica opens a read-only transaction on a replica. It returns nil, nil
 // when the primary should take the transaction instead.
 func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
-	s, err := c.replicaSide(ctx)
+	target := c.target(ctx)
+	s, err := c.replicaSide(ctx, target)
 	if err != nil {
+		if c.c.cfg.NoReplica == pgwait.NoReplicaFail && ctx.Err() == nil {
+			return nil, pgwait.ErrNoReplica
+		}
 		return nil, nil
 	}
 	rep := s.rep
-	target := c.target(ctx)
 	if target <= lsn.LSN(rep.replayed.Load()) || c.usePolling(s) && target == 0 {
 		if err := s.simple(ctx, begin); err != nil {
 			return nil, c.replicaBeginFailed(ctx, s, err)
@@ -76,6 +79,7 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 	ms, ok := c.waitBudget(ctx)
 	if !ok {
 		c.c.stats.waitTimeouts.Add(1)
+		c.c.eject(rep, target)
 		return nil, c.timeoutError(rep, target, 0)
 	}
 	c.c.stats.waits.Add(1)
@@ -89,22 +93,24 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 	} else {
 		status, err = s.beginWait(ctx, begin, target, ms)
 	}
-	c.c.stats.waitNanos.Add(int64(time.Since(start)))
+	c.c.stats.observeWait(time.Since(start))
 	if err != nil {
 		return nil, c.replicaBeginFailed(ctx, s, err)
 	}
 	switch status {
 	case waitSuccess:
 		rep.confirm(target)
+		c.seen = lsn.Max(c.seen, target)
 		c.tx = &Tx{conn: c, side: s, ctx: ctx}
 		return c.tx, nil
 	case waitTimeout:
 		c.c.stats.waitTimeouts.Add(1)
+		c.c.eject(rep, target)
 		return nil, c.timeoutError(rep, target, ms)
 	case waitNotInRecovery:
 		c.c.stats.promotions.Add(1)
-		rep.markDown(replicaRetryAfter)
-		c.dropReplica()
+		c.c.eject(rep, 0)
+		c.dropSide(s)
 		return nil, nil
 	}
 	return nil, errors.New("pgwait: WAIT FOR LSN on replica " + rep.addr + " answered " + status)
@@ -123,8 +129,8 @@ func (c *Conn) timeoutError(rep *replica, target lsn.LSN, ms int64) error {
 func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error {
 	if s.broken() && ctx.Err() == nil {
 		c.c.stats.replicaErrors.Add(1)
-		s.rep.markDown(replicaRetryAfter)
-		c.dropReplica()
+		c.c.eject(s.rep, 0)
+		c.dropSide(s)
 		return nil
 	}
 	return err

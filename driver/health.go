@@ -1,0 +1,147 @@
+package driver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgwait/pgwait/internal/lsn"
+)
+
+// healthChecker probes every replica on the connector's health interval over
+// a connection of its own: is it reachable, still in recovery, how far has
+// it replayed. Probes feed what reads know of each replica (so that they skip
+// waits), and put ejected replicas back in rotation once they are healthy and
+// caught up. Probes of ejected replicas respect their backoff.
+type healthChecker struct {
+	c     *Connector
+	once  sync.Once
+	mu    sync.Mutex
+	done  chan struct{}
+	wg    sync.WaitGroup
+	conns []*pgconn.PgConn
+}
+
+func (h *healthChecker) init(c *Connector) {
+	h.c = c
+	h.done = make(chan struct{})
+	h.conns = make([]*pgconn.PgConn, len(c.replicas))
+}
+
+// start starts the probes, once, if there are replicas.
+func (h *healthChecker) start() {
+	if len(h.c.replicas) == 0 {
+		return
+	}
+	h.once.Do(func() {
+		h.wg.Add(1)
+		go h.run()
+	})
+}
+
+func (h *healthChecker) stop() {
+	h.mu.Lock()
+	select {
+	case <-h.done:
+	default:
+		close(h.done)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+func (h *healthChecker) run() {
+	defer h.wg.Done()
+	defer func() {
+		for _, pc := range h.conns {
+			if pc != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				pc.Close(ctx)
+				cancel()
+			}
+		}
+	}()
+	t := time.NewTicker(h.c.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for i, r := range h.c.replicas {
+			if d := r.downUntil.Load(); d != 0 && now.UnixNano() < d {
+				continue // ejected: wait out the backoff
+			}
+			h.probe(i, r)
+		}
+	}
+}
+
+// probeTimeout bounds one probe.
+func (h *healthChecker) probeTimeout() time.Duration {
+	return min(max(2*h.c.cfg.HealthInterval, 200*time.Millisecond), 5*time.Second)
+}
+
+func (h *healthChecker) probe(i int, r *replica) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.probeTimeout())
+	defer cancel()
+	// Stop promptly when the connector closes.
+	go func() {
+		select {
+		case <-h.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	replayed, inRecovery, err := h.query(ctx, i, r)
+	switch {
+	case err != nil:
+		h.c.eject(r, 0)
+	case !inRecovery:
+		// Promoted: it no longer follows the primary. Keep it out; a probe
+		// after the backoff looks again (it may have been rebuilt).
+		h.c.stats.promotions.Add(1)
+		h.c.eject(r, 0)
+	default:
+		r.confirm(replayed)
+		if r.downUntil.Load() != 0 && replayed >= lsn.LSN(r.needs.Load()) {
+			r.readmit()
+		}
+	}
+}
+
+func (h *healthChecker) query(ctx context.Context, i int, r *replica) (lsn.LSN, bool, error) {
+	pc := h.conns[i]
+	if pc == nil || pc.IsClosed() {
+		var err error
+		pc, err = pgconn.ConnectConfig(ctx, &r.cfg.Config)
+		if err != nil {
+			return 0, false, err
+		}
+		h.conns[i] = pc
+	}
+	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		pc.Close(context.Background())
+		h.conns[i] = nil
+		return 0, false, res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		return 0, false, errProbeShape
+	}
+	if string(res.Rows[0][0]) != "t" || res.Rows[0][1] == nil {
+		return 0, false, nil
+	}
+	l, err := lsn.Parse(string(res.Rows[0][1]))
+	return l, true, err
+}
+
+type probeError string
+
+func (e probeError) Error() string { return string(e) }
+
+const errProbeShape = probeError("pgwait: replica health probe returned an unexpected result")
