@@ -325,8 +325,8 @@ type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
 	ejections, failovers atomic.Uint64
-	waitNanos                  atomic.Int64
-	waitBuckets                [14]atomic.Uint64
+	waitNanos            atomic.Int64
+	waitBuckets          [14]atomic.Uint64
 }
 
 func (k *counters) observeWait(d time.Duration) {
