@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgwait/pgwait"
+	pgwaitdriver "github.com/pgwait/pgwait/driver"
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
@@ -102,4 +104,14 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// openConfig opens a pgwait *sql.DB from a Config.
+func openConfig(t testing.TB, cfg *pgwait.Config) *sql.DB {
+	t.Helper()
+	connector, err := pgwaitdriver.NewConnector(cfg)
+	require.NoError(t, err)
+	db := sql.OpenDB(connector)
+	t.Cleanup(func() { db.Close() })
+	return db
 }
