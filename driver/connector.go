@@ -119,17 +119,16 @@ func (r *replica) confirm(l lsn.LSN) {
 	}
 }
 
-// Backoff for ejected replicas: doubling from the health interval up to
-// maxBackoff.
+// Backoff for ejected replicas: probes that keep failing double the wait
+// before the next one, from the health interval up to maxBackoff.
 const maxBackoff = 30 * time.Second
 
 // eject takes r out of rotation until a probe finds it healthy and, when
-// needs is set, caught up to it.
+// needs is set, caught up to it. Reads call it; however many reads see the
+// same trouble, the first probe comes one health interval later.
 func (c *Connector) eject(r *replica, needs lsn.LSN) {
-	fails := r.fails.Add(1)
-	backoff := c.cfg.HealthInterval << min(fails-1, 10)
-	backoff = min(backoff, maxBackoff)
-	if r.downUntil.Swap(time.Now().Add(backoff).UnixNano()) == 0 {
+	if r.downUntil.CompareAndSwap(0, time.Now().Add(c.cfg.HealthInterval).UnixNano()) {
+		r.fails.Store(1)
 		c.stats.ejections.Add(1)
 	}
 	for {
@@ -137,6 +136,16 @@ func (c *Connector) eject(r *replica, needs lsn.LSN) {
 		if uint64(needs) <= cur || r.needs.CompareAndSwap(cur, uint64(needs)) {
 			break
 		}
+	}
+}
+
+// probeFailed ejects r after a failed probe, doubling the backoff with each
+// failure in a row.
+func (c *Connector) probeFailed(r *replica) {
+	fails := r.fails.Add(1)
+	backoff := min(c.cfg.HealthInterval<<min(fails-1, 10), maxBackoff)
+	if r.downUntil.Swap(time.Now().Add(backoff).UnixNano()) == 0 {
+		c.stats.ejections.Add(1)
 	}
 }
 

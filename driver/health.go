@@ -100,12 +100,14 @@ func (h *healthChecker) probe(i int, r *replica) {
 	replayed, inRecovery, err := h.query(ctx, i, r)
 	switch {
 	case err != nil:
-		h.c.eject(r, 0)
+		h.c.probeFailed(r)
 	case !inRecovery:
 		// Promoted: it no longer follows the primary. Keep it out; a probe
 		// after the backoff looks again (it may have been rebuilt).
-		h.c.stats.promotions.Add(1)
-		h.c.eject(r, 0)
+		if r.downUntil.Load() == 0 {
+			h.c.stats.promotions.Add(1)
+		}
+		h.c.probeFailed(r)
 	default:
 		r.confirm(replayed)
 		if r.downUntil.Load() != 0 && replayed >= lsn.LSN(r.needs.Load()) {
