@@ -30,6 +30,10 @@
 //	pgwait_on_timeout    primary (default: read from the primary) or error
 //	pgwait_scope         handle (default), conn or token: see Scope
 //	pgwait_wait_method   auto (default), wait_for_lsn or poll: see WaitMethod
+//	pgwait_balance       least_lag (default), round_robin or random: see Balance
+//	pgwait_no_replica    primary (default) or error: reads when no replica is
+//	                     in rotation
+//	pgwait_health_interval  how often replicas are probed (default 1s)
 //
 // ParseConfig reads it into a Config, which driver.NewConnector turns into a
 // connector for sql.OpenDB.
@@ -57,6 +61,23 @@
 //     captures the LSN.
 //   - Errors from PostgreSQL come back as *pgconn.PgError, unwrapped, so that
 //     errors.As and ORMs' error translation keep working.
+//
+// # Replicas that fail, lag or get promoted
+//
+// Each handle probes its replicas on the health interval. A replica that
+// cannot be reached, is no longer in recovery (promoted), or lets a read's
+// wait time out leaves the rotation; reads go to the other replicas, or the
+// primary, until a probe finds it healthy and caught up again, with backoff
+// while it keeps failing. A read whose replica fails mid-way runs again on the
+// primary (a read is safe to repeat; a write is never repeated). Probes also
+// tell reads how far each replica has replayed, so that most reads need no
+// wait at all.
+//
+// On connecting to the primary pgwait reads its system identifier and
+// timeline. When they change (a replica was promoted; the DSN may name every
+// node with target_session_attrs=read-write) the LSNs remembered from the old
+// primary are set aside, and tokens from the old timeline wait only for what
+// the new primary kept.
 //
 // # Overrides
 //

@@ -16,17 +16,17 @@ import (
 // waits), and put ejected replicas back in rotation once they are healthy and
 // caught up. Probes of ejected replicas respect their backoff.
 type healthChecker struct {
-	c     *Connector
-	once  sync.Once
-	mu    sync.Mutex
-	done  chan struct{}
-	wg    sync.WaitGroup
-	conns []*pgconn.PgConn
+	c      *Connector
+	once   sync.Once
+	ctx    context.Context // ends when the connector closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	conns  []*pgconn.PgConn
 }
 
 func (h *healthChecker) init(c *Connector) {
 	h.c = c
-	h.done = make(chan struct{})
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.conns = make([]*pgconn.PgConn, len(c.replicas))
 }
 
@@ -42,13 +42,7 @@ func (h *healthChecker) start() {
 }
 
 func (h *healthChecker) stop() {
-	h.mu.Lock()
-	select {
-	case <-h.done:
-	default:
-		close(h.done)
-	}
-	h.mu.Unlock()
+	h.cancel()
 	h.wg.Wait()
 }
 
@@ -67,7 +61,7 @@ func (h *healthChecker) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-h.done:
+		case <-h.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -87,18 +81,12 @@ func (h *healthChecker) probeTimeout() time.Duration {
 }
 
 func (h *healthChecker) probe(i int, r *replica) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.probeTimeout())
+	ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
 	defer cancel()
-	// Stop promptly when the connector closes.
-	go func() {
-		select {
-		case <-h.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	replayed, inRecovery, err := h.query(ctx, i, r)
 	switch {
+	case h.ctx.Err() != nil:
+		return // closing
 	case err != nil:
 		h.c.probeFailed(r)
 	case !inRecovery:
