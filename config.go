@@ -24,13 +24,10 @@ const (
 	TimeoutFail
 )
 
+var timeoutNames = []string{"primary", "error"}
+
 // String returns the DSN spelling: "primary" or "error".
-func (p TimeoutPolicy) String() string {
-	if p == TimeoutFail {
-		return "error"
-	}
-	return "primary"
-}
+func (p TimeoutPolicy) String() string { return name(timeoutNames, p) }
 
 // Scope says which writes a read must see.
 type Scope uint8
@@ -49,16 +46,10 @@ const (
 	ScopeToken
 )
 
+var scopeNames = []string{"handle", "conn", "token"}
+
 // String returns the DSN spelling: "handle", "conn" or "token".
-func (s Scope) String() string {
-	switch s {
-	case ScopeConn:
-		return "conn"
-	case ScopeToken:
-		return "token"
-	}
-	return "handle"
-}
+func (s Scope) String() string { return name(scopeNames, s) }
 
 // WaitMethod says how a replica is made to catch up.
 type WaitMethod uint8
@@ -75,16 +66,10 @@ const (
 	WaitPoll
 )
 
+var waitMethodNames = []string{"auto", "wait_for_lsn", "poll"}
+
 // String returns the DSN spelling: "auto", "wait_for_lsn" or "poll".
-func (m WaitMethod) String() string {
-	switch m {
-	case WaitForLSN:
-		return "wait_for_lsn"
-	case WaitPoll:
-		return "poll"
-	}
-	return "auto"
-}
+func (m WaitMethod) String() string { return name(waitMethodNames, m) }
 
 // Balance says which replica serves a read.
 type Balance uint8
@@ -100,16 +85,10 @@ const (
 	BalanceRandom
 )
 
+var balanceNames = []string{"least_lag", "round_robin", "random"}
+
 // String returns the DSN spelling: "least_lag", "round_robin" or "random".
-func (b Balance) String() string {
-	switch b {
-	case BalanceRoundRobin:
-		return "round_robin"
-	case BalanceRandom:
-		return "random"
-	}
-	return "least_lag"
-}
+func (b Balance) String() string { return name(balanceNames, b) }
 
 // NoReplicaPolicy says what a read does when no replica can serve it.
 type NoReplicaPolicy uint8
@@ -121,12 +100,27 @@ const (
 	NoReplicaFail
 )
 
+var noReplicaNames = []string{"primary", "error"}
+
 // String returns the DSN spelling: "primary" or "error".
-func (p NoReplicaPolicy) String() string {
-	if p == NoReplicaFail {
-		return "error"
+func (p NoReplicaPolicy) String() string { return name(noReplicaNames, p) }
+
+// name spells an enumerated setting; names are in the constants' order.
+func name[T ~uint8](names []string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return "primary"
+	return strconv.Itoa(int(v))
+}
+
+// parseName reads an enumerated setting spelled as one of names.
+func parseName[T ~uint8](key, value string, names []string) (T, error) {
+	for i, n := range names {
+		if value == n {
+			return T(i), nil
+		}
+	}
+	return 0, fmt.Errorf("pgwait: %s=%q: want %s or %s", key, value, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 }
 
 // Defaults.
@@ -224,7 +218,7 @@ func ParseConfig(dsn string) (*Config, error) {
 	return cfg, nil
 }
 
-func (c *Config) set(key, value string) error {
+func (c *Config) set(key, value string) (err error) {
 	switch key {
 	case keyReplicas:
 		for _, item := range strings.Split(value, ",") {
@@ -239,81 +233,38 @@ func (c *Config) set(key, value string) error {
 			c.Replicas = append(c.Replicas, r)
 		}
 	case keyWaitTimeout:
-		d, err := parseMillis(value)
-		if err != nil || d < time.Millisecond {
-			return fmt.Errorf("pgwait: %s=%q: want a duration of at least 1ms, such as 500ms or 2s", key, value)
-		}
-		c.WaitTimeout = d
+		c.WaitTimeout, err = parseDuration(key, value, time.Millisecond)
 	case keyOnTimeout:
-		switch value {
-		case "primary":
-			c.OnTimeout = TimeoutPrimary
-		case "error":
-			c.OnTimeout = TimeoutFail
-		default:
-			return fmt.Errorf("pgwait: %s=%q: want primary or error", key, value)
-		}
+		c.OnTimeout, err = parseName[TimeoutPolicy](key, value, timeoutNames)
 	case keyScope:
-		switch value {
-		case "handle":
-			c.Scope = ScopeHandle
-		case "conn":
-			c.Scope = ScopeConn
-		case "token":
-			c.Scope = ScopeToken
-		default:
-			return fmt.Errorf("pgwait: %s=%q: want handle, conn or token", key, value)
-		}
+		c.Scope, err = parseName[Scope](key, value, scopeNames)
 	case keyWaitMethod:
-		switch value {
-		case "auto":
-			c.WaitMethod = WaitAuto
-		case "wait_for_lsn":
-			c.WaitMethod = WaitForLSN
-		case "poll":
-			c.WaitMethod = WaitPoll
-		default:
-			return fmt.Errorf("pgwait: %s=%q: want auto, wait_for_lsn or poll", key, value)
-		}
+		c.WaitMethod, err = parseName[WaitMethod](key, value, waitMethodNames)
 	case keyBalance:
-		switch value {
-		case "least_lag":
-			c.Balance = BalanceLeastLag
-		case "round_robin":
-			c.Balance = BalanceRoundRobin
-		case "random":
-			c.Balance = BalanceRandom
-		default:
-			return fmt.Errorf("pgwait: %s=%q: want least_lag, round_robin or random", key, value)
-		}
+		c.Balance, err = parseName[Balance](key, value, balanceNames)
 	case keyNoReplica:
-		switch value {
-		case "primary":
-			c.NoReplica = NoReplicaPrimary
-		case "error":
-			c.NoReplica = NoReplicaFail
-		default:
-			return fmt.Errorf("pgwait: %s=%q: want primary or error", key, value)
-		}
+		c.NoReplica, err = parseName[NoReplicaPolicy](key, value, noReplicaNames)
 	case keyHealth:
-		d, err := parseMillis(value)
-		if err != nil || d < 10*time.Millisecond {
-			return fmt.Errorf("pgwait: %s=%q: want a duration of at least 10ms, such as 500ms or 2s", key, value)
-		}
-		c.HealthInterval = d
+		c.HealthInterval, err = parseDuration(key, value, 10*time.Millisecond)
 	default:
 		keys := append([]string(nil), knownKeys...)
 		sort.Strings(keys)
 		return fmt.Errorf("pgwait: unknown setting %q; pgwait's settings are %s", key, strings.Join(keys, ", "))
 	}
-	return nil
+	return err
 }
 
-func parseMillis(s string) (time.Duration, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Duration(ms) * time.Millisecond, nil
+// parseDuration reads a Go duration ("500ms", "2s") or a number of
+// milliseconds, of at least least.
+func parseDuration(key, value string, least time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(value)
+	if ms, msErr := strconv.ParseInt(value, 10, 64); msErr == nil {
+		d, err = time.Duration(ms)*time.Millisecond, nil
 	}
-	return time.ParseDuration(s)
+	if err != nil || d < least {
+		return 0, fmt.Errorf("pgwait: %s=%q: want a duration of at least %v, such as 500ms or 2s", key, value, least)
+	}
+	return d, nil
 }
 
 // ReplicaConfig returns the connection settings of a replica given as
