@@ -39,6 +39,25 @@ type Conn struct {
 	// session holds the session-level SET statements run on this
 	// connection, replayed on server connections opened later.
 	session []sessionSetting
+	// classified caches what the classifier said of recent statements:
+	// applications send the same few texts over and over.
+	classified map[string]classify.Result
+}
+
+// classifyCacheSize bounds a connection's classification cache.
+const classifyCacheSize = 512
+
+// classify classifies a statement, from the cache when it can.
+func (c *Conn) classify(query string) classify.Result {
+	if r, ok := c.classified[query]; ok {
+		return r
+	}
+	r := classify.Classify(query)
+	if c.classified == nil || len(c.classified) >= classifyCacheSize {
+		c.classified = make(map[string]classify.Result, 64)
+	}
+	c.classified[query] = r
+	return r
 }
 
 type sessionSetting struct{ key, sql string }
@@ -227,7 +246,7 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 	if c.tx != nil {
 		return c.tx.exec(ctx, query, args)
 	}
-	cls := classify.Classify(query)
+	cls := c.classify(query)
 	switch {
 	case cls.Kind == classify.Session:
 		return c.setSession(ctx, query, args)
@@ -250,7 +269,7 @@ func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver
 	if c.tx != nil {
 		return c.tx.query(ctx, query, args)
 	}
-	cls := classify.Classify(query)
+	cls := c.classify(query)
 	if cls.Kind == classify.Session {
 		if _, err := c.setSession(ctx, query, args); err != nil {
 			return nil, err

@@ -148,7 +148,7 @@ func (tx *Tx) query(ctx context.Context, query string, args []any) (sqldriver.Ro
 }
 
 func (tx *Tx) noteWrite(query string) {
-	if tx.primary && !tx.wrote && classify.Classify(query).Kind != classify.Read {
+	if tx.primary && !tx.wrote && tx.conn.classify(query).Kind != classify.Read {
 		tx.wrote = true
 	}
 }
