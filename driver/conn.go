@@ -697,7 +697,7 @@ func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) 
 
 func result(tag pgconn.CommandTag, err error) (sqldriver.Result, error) {
 	if err != nil {
-		return nil, err
+		return nil, retryable(err)
 	}
 	return sqldriver.RowsAffected(tag.RowsAffected()), nil
 }
@@ -705,9 +705,20 @@ func result(tag pgconn.CommandTag, err error) (sqldriver.Result, error) {
 // wrapRows keeps a nil *rows from becoming a non-nil interface.
 func wrapRows(r *rows, err error) (sqldriver.Rows, error) {
 	if err != nil {
-		return nil, err
+		return nil, retryable(err)
 	}
 	return r, nil
+}
+
+// retryable turns an error that happened before anything reached the server
+// into driver.ErrBadConn, on which database/sql retries on another
+// connection, as pgx stdlib does. Any other error stands: a statement that
+// may have reached the server is never retried.
+func retryable(err error) error {
+	if pgconn.SafeToRetry(err) {
+		return sqldriver.ErrBadConn
+	}
+	return err
 }
 
 // drain reads a read's rows for Exec and reports how many there were.
