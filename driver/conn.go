@@ -250,6 +250,8 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 	switch {
 	case cls.Kind == classify.Session:
 		return c.setSession(ctx, query, args)
+	case isScript(cls, args):
+		return c.execScript(ctx, cls, query)
 	case c.toReplica(ctx, cls):
 		r, err := c.read(ctx, query, args)
 		if err != nil {
@@ -322,6 +324,32 @@ func (c *Conn) captures(cls classify.Result) bool {
 		return inBlock // COMMIT, END, PREPARE TRANSACTION ...
 	}
 	return false
+}
+
+// isScript reports a text of several statements without arguments, which
+// cannot be prepared and runs through the simple protocol, as with pgx.
+func isScript(cls classify.Result, args []any) bool {
+	return cls.Statements > 1 && len(args) == 0
+}
+
+// execScript runs a script on the primary (scripts of reads too: they are
+// rare, and run whole in one place).
+func (c *Conn) execScript(ctx context.Context, cls classify.Result, query string) (sqldriver.Result, error) {
+	s, err := c.primarySide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.captures(cls) {
+		tag, err := s.execScript(ctx, query)
+		c.tracePrimary(query, false, 0, err)
+		return result(tag, err)
+	}
+	tag, l, err := s.execScriptCapture(ctx, query)
+	if err == nil && l != 0 {
+		c.committed(ctx, l)
+	}
+	c.tracePrimary(query, true, l, err)
+	return result(tag, err)
 }
 
 func (c *Conn) execPrimary(ctx context.Context, cls classify.Result, query string, args []any) (sqldriver.Result, error) {

@@ -317,14 +317,30 @@ func StatsOf(ctx context.Context, db *sql.DB) (pgwait.Stats, error) {
 	defer conn.Close()
 	var st pgwait.Stats
 	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*Conn)
+		c, ok := unwrap(dc)
 		if !ok {
-			return errors.New("pgwait: StatsOf needs a *sql.DB opened with the pgwait driver")
+			return errors.New("pgwait: StatsOf needs a *sql.DB opened with the pgwait driver (through a wrapper that hides the driver's connection, keep the *driver.Connector and call its Stats)")
 		}
 		st = c.c.Stats()
 		return nil
 	})
 	return st, err
+}
+
+// unwrap finds pgwait's connection in what sql.Conn.Raw hands out, through
+// wrappers that expose the connection they wrap with a Raw method (otelsql).
+func unwrap(dc any) (*Conn, bool) {
+	for range 8 {
+		switch c := dc.(type) {
+		case *Conn:
+			return c, true
+		case interface{ Raw() sqldriver.Conn }:
+			dc = c.Raw()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // Stats returns what the connector's connections did so far.

@@ -551,3 +551,29 @@ func TestBadDSN(t *testing.T) {
 	assert.NotContains(t, err.Error(), "topsecret")
 	assert.Contains(t, err.Error(), "pgwait_scope")
 }
+
+func TestScripts(t *testing.T) {
+	ctx := ctxT(t)
+	db := open(t, cluster)
+	name := fmt.Sprintf("script_%d", tableSeq.Add(1))
+	_, err := db.ExecContext(ctx, "CREATE TABLE "+name+" (a int); INSERT INTO "+name+" VALUES (1); INSERT INTO "+name+" VALUES (2)")
+	require.NoError(t, err, "a script of several statements without arguments runs, as with pgx")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT count(*) FROM "+name).Scan(&n))
+	assert.Equal(t, 2, n, "and its LSN is captured: the replica read sees it")
+	_, err = db.ExecContext(ctx, "SELECT 1; SELECT 2")
+	require.NoError(t, err, "a script of reads")
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+name+" VALUES (3); INSERT INTO "+name+" VALUES (4)")
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT count(*) FROM "+name).Scan(&n))
+	assert.Equal(t, 4, n)
+
+	_, err = db.ExecContext(ctx, "INSERT INTO "+name+" VALUES ($1); SELECT 1", 5)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr, "with arguments the server refuses a script, as with pgx")
+	assert.Equal(t, "42601", pgErr.Code)
+}

@@ -196,6 +196,19 @@ func (s *side) exec(ctx context.Context, sql string, args []any) (pgconn.Command
 	return tag, err
 }
 
+// execScript runs several statements through the simple protocol and returns
+// the last one's command tag.
+func (s *side) execScript(ctx context.Context, sql string) (pgconn.CommandTag, error) {
+	results, err := s.pg.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	if len(results) == 0 {
+		return pgconn.CommandTag{}, nil
+	}
+	return results[len(results)-1].CommandTag, nil
+}
+
 // simple runs SQL without parameters through the simple protocol, for
 // transaction control.
 func (s *side) simple(ctx context.Context, sql string) error {
@@ -313,6 +326,29 @@ func (s *side) execCapture(ctx context.Context, sql string, args []any) (pgconn.
 	s.forget(sql, err)
 	l, err := s.finishCapture(p, err)
 	return tag, l, err
+}
+
+// execScriptCapture runs a script of several statements, which commit
+// together at its end, then reads the LSN in a second round trip: the simple
+// protocol cannot be pipelined with the LSN query, and the LSN read in the
+// script's own implicit transaction would come before its commit record.
+func (s *side) execScriptCapture(ctx context.Context, sql string) (pgconn.CommandTag, lsn.LSN, error) {
+	tag, err := s.execScript(ctx, sql)
+	if err != nil {
+		return tag, 0, err
+	}
+	if s.pg.TxStatus() != 'I' {
+		return tag, 0, nil // the script opened a transaction: its COMMIT will be captured
+	}
+	q := lsnQuery
+	if s.walBlock == 0 {
+		q = lsnSizesQuery
+	}
+	l, err := s.readLSN(s.pg.ExecParams(ctx, q, nil, nil, nil, nil))
+	if err != nil {
+		return tag, 0, fmt.Errorf("pgwait: the script committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
+	}
+	return tag, l, nil
 }
 
 // queryCapture runs a write that returns rows (INSERT ... RETURNING) in

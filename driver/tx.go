@@ -138,8 +138,10 @@ func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error
 
 func (tx *Tx) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
 	tx.noteWrite(query)
-	tag, err := tx.side.exec(ctx, query, args)
-	return result(tag, err)
+	if isScript(tx.conn.classify(query), args) {
+		return result(tx.side.execScript(ctx, query))
+	}
+	return result(tx.side.exec(ctx, query, args))
 }
 
 func (tx *Tx) query(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {

@@ -100,6 +100,10 @@ type Result struct {
 	// "FOR UPDATE clause", "calls nextval()" or "several statements". It is
 	// empty for the other kinds.
 	Reason string
+	// Statements counts the statements in the text (empty ones between
+	// semicolons aside). A script of several statements cannot be prepared:
+	// it runs through the simple protocol, without arguments.
+	Statements int
 }
 
 // Reasons shared by several code paths.
@@ -147,6 +151,7 @@ func Classify(sql string) Result {
 		}
 	}
 	res.Hint = lx.hint
+	res.Statements = count
 	switch {
 	case lx.unterminated != "":
 		res.Kind, res.Reason, res.Query = Write, lx.unterminated, false

@@ -305,3 +305,23 @@ func TestZeroAllocations(t *testing.T) {
 		}
 	}
 }
+
+func TestStatements(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want int
+	}{
+		{"SELECT 1", 1},
+		{"SELECT 1;", 1},
+		{"SELECT 1;;  ; ", 1},
+		{"CREATE TABLE t (a int); INSERT INTO t VALUES (1)", 2},
+		{"SELECT ';'; SELECT $$;$$ -- ;\n", 2},
+		{"/* ; */ SELECT 1", 1},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.sql).Statements; got != tt.want {
+			t.Errorf("Classify(%q).Statements = %d, want %d", tt.sql, got, tt.want)
+		}
+	}
+}
