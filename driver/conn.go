@@ -365,9 +365,10 @@ func (c *Conn) execPrimary(ctx context.Context, cls classify.Result, query strin
 		c.tracePrimary(query, false, 0, err)
 		return result(tag, err)
 	}
-	tag, l, err := s.execCapture(ctx, query, args)
+	tag, l, err := s.execCapture(ctx, captureShapeOf(cls), query, args)
 	if err == nil {
 		c.committed(ctx, l)
+		dropsStatements(s, cls)
 	}
 	c.tracePrimary(query, true, l, err)
 	return result(tag, err)
@@ -386,7 +387,7 @@ func (c *Conn) queryPrimary(ctx context.Context, cls classify.Result, query stri
 		c.tracePrimary(query, false, 0, err)
 		return wrapRows(r, err)
 	}
-	r, err := s.queryCapture(ctx, query, args, func(l lsn.LSN, err error) {
+	r, err := s.queryCapture(ctx, captureShapeOf(cls), query, args, func(l lsn.LSN, err error) {
 		if err == nil {
 			c.committed(ctx, l)
 		}
@@ -399,6 +400,23 @@ func (c *Conn) tracePrimary(query string, write bool, l lsn.LSN, err error) {
 	if c.c.cfg.Tracer != nil {
 		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerPrimary, Addr: pgwait.Addr(c.c.cfg.Primary), Write: write, Committed: pgwait.LSN(l), Err: err})
 	}
+}
+
+// dropsStatements resets a connection's statement caches after DISCARD or
+// DEALLOCATE, which drop prepared statements on the server.
+func dropsStatements(s *side, cls classify.Result) {
+	if cls.Reason == "DISCARD statement" || cls.Reason == "DEALLOCATE statement" {
+		s.resetStatements()
+	}
+}
+
+// captureShapeOf chooses how a write's LSN is captured: inside BEGIN ...
+// COMMIT (one flush) for a single data statement, else after a separate Sync.
+func captureShapeOf(cls classify.Result) captureShape {
+	if cls.DML && cls.Statements == 1 {
+		return inBlock
+	}
+	return separateSync
 }
 
 // committed records a write's commit LSN everywhere reads look for it.

@@ -577,3 +577,60 @@ func TestScripts(t *testing.T) {
 	require.ErrorAs(t, err, &pgErr, "with arguments the server refuses a script, as with pgx")
 	assert.Equal(t, "42601", pgErr.Code)
 }
+
+func TestWriteShapes(t *testing.T) {
+	ctx := ctxT(t)
+	db := open(t, cluster)
+	tbl := table(t, db)
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+
+	// Data statements are captured inside BEGIN ... COMMIT: a failing one
+	// leaves no transaction open and nothing written.
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('dup')")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('dup')")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "23505", pgErr.Code)
+	var n int
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE v = 'dup'").Scan(&n))
+	assert.Equal(t, 1, n, "the connection is usable and saw its write")
+
+	// A deferred constraint fails at COMMIT: that is the statement's error.
+	_, err = conn.ExecContext(ctx, "CREATE TABLE "+tbl+"_d (id int PRIMARY KEY, ref int REFERENCES "+tbl+"_d (id) DEFERRABLE INITIALLY DEFERRED)")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+"_d VALUES (1, 99)")
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "23503", pgErr.Code)
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+"_d VALUES (1, 1)")
+	require.NoError(t, err, "nothing of the failed insert remained")
+
+	// Statements that cannot run inside a transaction block still work.
+	_, err = conn.ExecContext(ctx, "CREATE INDEX CONCURRENTLY "+tbl+"_n ON "+tbl+" (n)")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "VACUUM "+tbl)
+	require.NoError(t, err)
+
+	// DISCARD ALL drops every prepared statement; pgwait prepares again.
+	_, err = conn.ExecContext(ctx, "DISCARD ALL")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('after-discard')")
+	require.NoError(t, err)
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE v = 'after-discard'").Scan(&n))
+	assert.Equal(t, 1, n)
+
+	// DEALLOCATE ALL behind pgwait's back (through the raw connection).
+	require.NoError(t, conn.Raw(func(dc any) error {
+		p, err := dc.(*pgwaitdriver.Conn).Primary(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = p.PgConn().Exec(ctx, "DEALLOCATE ALL").ReadAll()
+		return err
+	}))
+	_, err = conn.ExecContext(ctx, "CREATE TABLE "+tbl+"_x (a int)")
+	require.NoError(t, err, "the LSN is read unprepared when its statement is gone")
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+"_x").Scan(&n))
+}

@@ -35,10 +35,9 @@ type side struct {
 	lru   list.List                // front: most recently used
 	eqb   pgx.ExtendedQueryBuilder
 
-	// The server's WAL page and segment sizes, read with the first LSN
-	// capture (primary side).
-	walBlock, walSegment uint64
-	major                int // server major version
+	// capture holds what LSN capture prepares on a primary connection.
+	capture captureStmts
+	major   int // server major version
 }
 
 // stmt is a statement prepared on one side, with its column converters.
@@ -140,6 +139,15 @@ func stmtName(sql string) string {
 	return "pgwait_" + hex.EncodeToString(sum[:12])
 }
 
+// resetStatements forgets every statement this connection prepared, after
+// DISCARD or DEALLOCATE dropped them on the server; they are prepared again
+// on next use.
+func (s *side) resetStatements() {
+	s.stmts = map[string]*list.Element{}
+	s.lru.Init()
+	s.capture = captureStmts{}
+}
+
 // forget drops a cached statement the server no longer has, or whose result
 // type changed, so that the next use prepares it again.
 func (s *side) forget(sql string, err error) {
@@ -214,196 +222,6 @@ func (s *side) execScript(ctx context.Context, sql string) (pgconn.CommandTag, e
 func (s *side) simple(ctx context.Context, sql string) error {
 	_, err := s.pg.Exec(ctx, sql).ReadAll()
 	return err
-}
-
-// The query that reads the commit's LSN, sent after the write's Sync so that
-// it runs once the commit record is in the WAL. The first capture on a
-// connection also reads the WAL page and segment sizes.
-const (
-	lsnQuery      = "SELECT pg_current_wal_insert_lsn()::text"
-	lsnSizesQuery = "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size'), (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')"
-)
-
-// startCapture sends sql followed by a Sync (which commits it) and the LSN
-// query with its own Sync, all in one round trip, and returns the pipeline
-// with the statement's result next in line.
-func (s *side) startCapture(ctx context.Context, sql string, args []any) (*pgconn.Pipeline, *stmt, error) {
-	st, err := s.bind(ctx, sql, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	p := s.pg.StartPipeline(ctx)
-	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
-	p.SendPipelineSync()
-	s.sendLSNQuery(p)
-	if err := p.Sync(); err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	return p, st, nil
-}
-
-func (s *side) sendLSNQuery(p *pgconn.Pipeline) {
-	q := lsnQuery
-	if s.walBlock == 0 {
-		q = lsnSizesQuery
-	}
-	p.SendQueryParams(q, nil, nil, nil, nil)
-}
-
-// finishCapture reads what follows the statement's result in a capture
-// pipeline (Sync, LSN, Sync), closes the pipeline and returns the LSN.
-// stmtErr is the statement's own outcome; when it failed nothing was
-// committed and no LSN is returned.
-func (s *side) finishCapture(p *pgconn.Pipeline, stmtErr error) (lsn.LSN, error) {
-	var captured lsn.LSN
-	var captureErr error
-	if res, err := p.GetResults(); err != nil || !isSync(res) {
-		captureErr = unexpected("sync after the statement", res, err)
-	} else if res, err := p.GetResults(); err != nil {
-		captureErr = err
-	} else if rr, ok := res.(*pgconn.ResultReader); !ok {
-		captureErr = unexpected("LSN result", res, nil)
-	} else {
-		captured, captureErr = s.readLSN(rr)
-		if res, err := p.GetResults(); captureErr == nil && (err != nil || !isSync(res)) {
-			captureErr = unexpected("final sync", res, err)
-		}
-	}
-	closeErr := p.Close()
-	if stmtErr != nil {
-		return 0, stmtErr
-	}
-	if captureErr == nil {
-		captureErr = closeErr
-	}
-	if captureErr != nil {
-		return 0, fmt.Errorf("pgwait: the statement committed on the primary, but reading its WAL position failed (reads may not see it): %w", captureErr)
-	}
-	return captured, nil
-}
-
-func (s *side) readLSN(rr *pgconn.ResultReader) (lsn.LSN, error) {
-	var text string
-	var block, segment uint64
-	for rr.NextRow() {
-		v := rr.Values()
-		text = string(v[0])
-		if len(v) == 3 {
-			block, _ = strconv.ParseUint(string(v[1]), 10, 64)
-			segment, _ = strconv.ParseUint(string(v[2]), 10, 64)
-		}
-	}
-	if _, err := rr.Close(); err != nil {
-		return 0, err
-	}
-	if block != 0 && segment != 0 {
-		s.walBlock, s.walSegment = block, segment
-	}
-	l, err := lsn.Parse(text)
-	if err != nil {
-		return 0, err
-	}
-	return lsn.EndOfRecord(l, s.walBlock, s.walSegment), nil
-}
-
-// execCapture runs a write in autocommit and returns its commit's LSN.
-func (s *side) execCapture(ctx context.Context, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
-	p, _, err := s.startCapture(ctx, sql, args)
-	if err != nil {
-		return pgconn.CommandTag{}, 0, err
-	}
-	var tag pgconn.CommandTag
-	res, err := p.GetResults()
-	if err == nil {
-		rr, ok := res.(*pgconn.ResultReader)
-		if !ok {
-			err = unexpected("statement result", res, nil)
-		} else {
-			tag, err = rr.Close()
-		}
-	}
-	s.forget(sql, err)
-	l, err := s.finishCapture(p, err)
-	return tag, l, err
-}
-
-// execScriptCapture runs a script of several statements, which commit
-// together at its end, then reads the LSN in a second round trip: the simple
-// protocol cannot be pipelined with the LSN query, and the LSN read in the
-// script's own implicit transaction would come before its commit record.
-func (s *side) execScriptCapture(ctx context.Context, sql string) (pgconn.CommandTag, lsn.LSN, error) {
-	tag, err := s.execScript(ctx, sql)
-	if err != nil {
-		return tag, 0, err
-	}
-	if s.pg.TxStatus() != 'I' {
-		return tag, 0, nil // the script opened a transaction: its COMMIT will be captured
-	}
-	q := lsnQuery
-	if s.walBlock == 0 {
-		q = lsnSizesQuery
-	}
-	l, err := s.readLSN(s.pg.ExecParams(ctx, q, nil, nil, nil, nil))
-	if err != nil {
-		return tag, 0, fmt.Errorf("pgwait: the script committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
-	}
-	return tag, l, nil
-}
-
-// queryCapture runs a write that returns rows (INSERT ... RETURNING) in
-// autocommit; committed receives the commit's LSN once the rows are read.
-func (s *side) queryCapture(ctx context.Context, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
-	p, st, err := s.startCapture(ctx, sql, args)
-	if err != nil {
-		return nil, err
-	}
-	res, err := p.GetResults()
-	rr, ok := res.(*pgconn.ResultReader)
-	if err != nil || !ok {
-		if err == nil {
-			err = unexpected("statement result", res, nil)
-		}
-		s.forget(sql, err)
-		_, err = s.finishCapture(p, err)
-		done(0, err)
-		return nil, err
-	}
-	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
-		s.forget(sql, err)
-		l, err := s.finishCapture(p, err)
-		done(l, err)
-		return err
-	})
-	if err := r.preload(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-// commitCapture commits the open transaction and returns the commit's LSN.
-func (s *side) commitCapture(ctx context.Context) (lsn.LSN, error) {
-	p := s.pg.StartPipeline(ctx)
-	p.SendQueryParams("COMMIT", nil, nil, nil, nil)
-	p.SendPipelineSync()
-	s.sendLSNQuery(p)
-	if err := p.Sync(); err != nil {
-		p.Close()
-		return 0, err
-	}
-	res, err := p.GetResults()
-	if err == nil {
-		if rr, ok := res.(*pgconn.ResultReader); ok {
-			var tag pgconn.CommandTag
-			tag, err = rr.Close()
-			if err == nil && tag.String() == "ROLLBACK" {
-				err = errRolledBack
-			}
-		} else {
-			err = unexpected("COMMIT result", res, nil)
-		}
-	}
-	return s.finishCapture(p, err)
 }
 
 // errRolledBack is what Commit returns when the server rolled the

@@ -138,10 +138,15 @@ func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error
 
 func (tx *Tx) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
 	tx.noteWrite(query)
-	if isScript(tx.conn.classify(query), args) {
+	cls := tx.conn.classify(query)
+	if isScript(cls, args) {
 		return result(tx.side.execScript(ctx, query))
 	}
-	return result(tx.side.exec(ctx, query, args))
+	tag, err := tx.side.exec(ctx, query, args)
+	if err == nil {
+		dropsStatements(tx.side, cls)
+	}
+	return result(tag, err)
 }
 
 func (tx *Tx) query(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {

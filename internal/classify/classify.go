@@ -100,6 +100,10 @@ type Result struct {
 	// "FOR UPDATE clause", "calls nextval()" or "several statements". It is
 	// empty for the other kinds.
 	Reason string
+	// DML reports that every statement is a query or an INSERT, UPDATE,
+	// DELETE or MERGE (under WITH too): statements that may run inside a
+	// transaction block, unlike VACUUM or CREATE INDEX CONCURRENTLY.
+	DML bool
 	// Statements counts the statements in the text (empty ones between
 	// semicolons aside). A script of several statements cannot be prepared:
 	// it runs through the simple protocol, without arguments.
@@ -125,7 +129,7 @@ const (
 func Classify(sql string) Result {
 	lx := lexer{src: sql}
 	var (
-		res     = Result{Kind: Read, Query: true}
+		res     = Result{Kind: Read, Query: true, DML: true}
 		count   int
 		special bool // a Session or Transaction statement was seen
 	)
@@ -134,6 +138,7 @@ func Classify(sql string) Result {
 		if !st.empty {
 			count++
 			res.Query = res.Query && st.query
+			res.DML = res.DML && (st.query || isDMLReason(st.reason))
 			switch st.kind {
 			case Write:
 				if res.Kind != Write {
@@ -154,9 +159,9 @@ func Classify(sql string) Result {
 	res.Statements = count
 	switch {
 	case lx.unterminated != "":
-		res.Kind, res.Reason, res.Query = Write, lx.unterminated, false
+		res.Kind, res.Reason, res.Query, res.DML = Write, lx.unterminated, false, false
 	case count == 0:
-		res.Kind, res.Reason, res.Query = Write, reasonEmpty, false
+		res.Kind, res.Reason, res.Query, res.DML = Write, reasonEmpty, false, false
 	case count > 1 && special && res.Kind != Write:
 		res.Kind, res.Reason = Write, reasonSeveral
 	}
@@ -164,6 +169,16 @@ func Classify(sql string) Result {
 		res.Reason = ""
 	}
 	return res
+}
+
+// isDMLReason reports the reasons of data-modifying statements that may run
+// in a transaction block.
+func isDMLReason(reason string) bool {
+	switch reason {
+	case "INSERT statement", "UPDATE statement", "DELETE statement", "MERGE statement", reasonDataWith:
+		return true
+	}
+	return false
 }
 
 // statement is the classification of one statement.

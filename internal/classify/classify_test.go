@@ -325,3 +325,33 @@ func TestStatements(t *testing.T) {
 		}
 	}
 }
+
+func TestDML(t *testing.T) {
+	tests := []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 1", true},
+		{"SELECT nextval('s')", true},
+		{"SELECT * FROM t FOR UPDATE", true},
+		{"INSERT INTO t VALUES (1) RETURNING id", true},
+		{"update t set a = 1", true},
+		{"DELETE FROM t", true},
+		{"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", true},
+		{"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", true},
+		{"INSERT INTO t VALUES (1); UPDATE t SET a = 2", true},
+		{"VACUUM t", false},
+		{"CREATE INDEX CONCURRENTLY i ON t (a)", false},
+		{"CREATE TABLE t (a int)", false},
+		{"BEGIN", false},
+		{"SET search_path = x", false},
+		{"INSERT INTO t VALUES (1); VACUUM t", false},
+		{"", false},
+		{"INSERT INTO t VALUES ('unterminated", false},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.sql).DML; got != tt.want {
+			t.Errorf("Classify(%q).DML = %v, want %v", tt.sql, got, tt.want)
+		}
+	}
+}

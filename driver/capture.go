@@ -1,0 +1,356 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgwait/pgwait/internal/lsn"
+)
+
+// LSN capture: after a write commits, read the WAL insert position in the
+// same round trip, so that reads can wait for it.
+//
+// The position must be read after the commit record is in the WAL: read in
+// the write's own implicit transaction (RETURNING, or one Sync for both) it
+// comes before the commit record and reads may miss the write. Two shapes
+// keep it after:
+//
+//   - BEGIN, the statement, COMMIT, the LSN query, one Sync: for data
+//     statements (INSERT, UPDATE, DELETE, MERGE, queries). The server answers
+//     everything in one flush.
+//   - the statement, Sync, the LSN query, Sync: for everything else (DDL,
+//     VACUUM, CREATE INDEX CONCURRENTLY cannot run inside BEGIN).
+//
+// BEGIN, COMMIT and the LSN query are prepared once per connection. The raw
+// insert position is mapped back to the end of the last record
+// (lsn.EndOfRecord), so that it never points past a page header no record
+// ends at.
+
+const (
+	lsnQuery   = "SELECT pg_current_wal_insert_lsn()::text"
+	sizesQuery = "SELECT current_setting('wal_block_size'), (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')"
+)
+
+// captureStmts are the statements capture prepares on a primary connection,
+// and the server's WAL page and segment sizes.
+type captureStmts struct {
+	begin, commit, lsn   *pgconn.StatementDescription
+	walBlock, walSegment uint64
+}
+
+var captureNames = [3]string{"pgwait_begin", "pgwait_commit", "pgwait_lsn"}
+
+// prepareCapture prepares BEGIN, COMMIT and the LSN query and reads the WAL
+// sizes, in one round trip, on first use. Each statement is closed first
+// (closing a missing statement is no error), so that statements left by an
+// earlier preparation never clash.
+func (s *side) prepareCapture(ctx context.Context) error {
+	if s.capture.lsn != nil {
+		return nil
+	}
+	texts := [3]string{"BEGIN", "COMMIT", lsnQuery}
+	p := s.pg.StartPipeline(ctx)
+	for i, name := range captureNames {
+		p.SendDeallocate(name)
+		p.SendPrepare(name, texts[i], nil)
+	}
+	p.SendQueryParams(sizesQuery, nil, nil, nil, nil)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return err
+	}
+	var sds [3]*pgconn.StatementDescription
+	var c captureStmts
+	err := func() error {
+		for i := range sds {
+			if _, err := p.GetResults(); err != nil { // CloseComplete
+				return err
+			}
+			res, err := p.GetResults()
+			if err != nil {
+				return err
+			}
+			sd, ok := res.(*pgconn.StatementDescription)
+			if !ok {
+				return unexpected("statement description", res, nil)
+			}
+			sd.Name, sd.SQL = captureNames[i], texts[i]
+			sds[i] = sd
+		}
+		res, err := p.GetResults()
+		if err != nil {
+			return err
+		}
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			return unexpected("WAL sizes", res, nil)
+		}
+		for rr.NextRow() {
+			v := rr.Values()
+			c.walBlock, _ = strconv.ParseUint(string(v[0]), 10, 64)
+			c.walSegment, _ = strconv.ParseUint(string(v[1]), 10, 64)
+		}
+		_, err = rr.Close()
+		return err
+	}()
+	if closeErr := p.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	c.begin, c.commit, c.lsn = sds[0], sds[1], sds[2]
+	s.capture = c
+	return nil
+}
+
+// captureShape says how a capture pipeline is laid out.
+type captureShape bool
+
+const (
+	separateSync captureShape = false // statement, Sync, LSN, Sync
+	inBlock      captureShape = true  // BEGIN, statement, COMMIT, LSN, Sync
+)
+
+// startCapture sends a write and its LSN capture in one round trip and
+// returns the pipeline with the statement's result next in line.
+func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any) (*pgconn.Pipeline, *stmt, error) {
+	if err := s.prepareCapture(ctx); err != nil {
+		return nil, nil, err
+	}
+	st, err := s.bind(ctx, sql, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := s.pg.StartPipeline(ctx)
+	if shape == inBlock {
+		p.SendQueryStatement(s.capture.begin, nil, nil, nil)
+	}
+	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	if shape == inBlock {
+		p.SendQueryStatement(s.capture.commit, nil, nil, nil)
+	} else {
+		p.SendPipelineSync()
+	}
+	p.SendQueryStatement(s.capture.lsn, nil, nil, nil)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	if shape == inBlock {
+		if err := skipResult(p, "BEGIN result"); err != nil {
+			s.abandonCapture(ctx, p)
+			return nil, nil, err
+		}
+	}
+	return p, st, nil
+}
+
+// skipResult reads a result that carries nothing of interest.
+func skipResult(p *pgconn.Pipeline, what string) error {
+	res, err := p.GetResults()
+	if err != nil {
+		return err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return unexpected(what, res, nil)
+	}
+	_, err = rr.Close()
+	return err
+}
+
+// abandonCapture closes a capture pipeline whose statement failed: the
+// server skipped the rest, and a transaction opened by BEGIN is rolled back.
+func (s *side) abandonCapture(ctx context.Context, p *pgconn.Pipeline) {
+	p.Close()
+	if !s.broken() && s.pg.TxStatus() != 'I' {
+		s.simple(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+}
+
+// finishCapture reads what follows the statement's result (COMMIT or Sync,
+// the LSN, Sync), closes the pipeline and returns the commit's LSN. When the
+// statement failed (stmtErr) nothing was committed.
+func (s *side) finishCapture(ctx context.Context, p *pgconn.Pipeline, shape captureShape, stmtErr error) (lsn.LSN, error) {
+	if stmtErr != nil {
+		s.abandonCapture(ctx, p)
+		return 0, stmtErr
+	}
+	if shape == inBlock {
+		// COMMIT can fail on its own (deferred constraints, serialization):
+		// then it is the statement's error, and nothing was committed.
+		if err := skipResult(p, "COMMIT result"); err != nil {
+			s.abandonCapture(ctx, p)
+			return 0, err
+		}
+	} else if res, err := p.GetResults(); err != nil || !isSync(res) {
+		s.abandonCapture(ctx, p)
+		return 0, unexpected("sync after the statement", res, err)
+	}
+	return s.readCaptured(ctx, p)
+}
+
+// readCaptured reads the LSN query's result and the final Sync of a capture
+// pipeline whose statement committed, and closes the pipeline.
+func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, error) {
+	var l lsn.LSN
+	res, err := p.GetResults()
+	if err == nil {
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			err = unexpected("LSN result", res, nil)
+		} else {
+			l, err = s.readLSN(rr)
+		}
+	}
+	if err == nil {
+		if res, syncErr := p.GetResults(); syncErr != nil || !isSync(res) {
+			err = unexpected("final sync", res, syncErr)
+		}
+	}
+	if closeErr := p.Close(); err == nil {
+		err = closeErr
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !s.broken() {
+		// The write committed but the prepared LSN query failed (someone ran
+		// DEALLOCATE ALL or DISCARD ALL): read the LSN unprepared, still after
+		// the commit, and prepare again next time.
+		s.capture = captureStmts{walBlock: s.capture.walBlock, walSegment: s.capture.walSegment}
+		l, err = s.readLSN(s.pg.ExecParams(ctx, lsnQuery, nil, nil, nil, nil))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgwait: the statement committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
+	}
+	return l, nil
+}
+
+// readLSN reads an LSN query's result and maps the insert position to the
+// end of the last record.
+func (s *side) readLSN(rr *pgconn.ResultReader) (lsn.LSN, error) {
+	var text string
+	for rr.NextRow() {
+		text = string(rr.Values()[0])
+	}
+	if _, err := rr.Close(); err != nil {
+		return 0, err
+	}
+	l, err := lsn.Parse(text)
+	if err != nil {
+		return 0, err
+	}
+	return lsn.EndOfRecord(l, s.capture.walBlock, s.capture.walSegment), nil
+}
+
+// execCapture runs a write in autocommit and returns its commit's LSN.
+func (s *side) execCapture(ctx context.Context, shape captureShape, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
+	p, _, err := s.startCapture(ctx, shape, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, 0, err
+	}
+	var tag pgconn.CommandTag
+	res, err := p.GetResults()
+	if err == nil {
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			err = unexpected("statement result", res, nil)
+		} else {
+			tag, err = rr.Close()
+		}
+	}
+	s.forget(sql, err)
+	l, err := s.finishCapture(ctx, p, shape, err)
+	return tag, l, err
+}
+
+// queryCapture runs a write that returns rows (INSERT ... RETURNING) in
+// autocommit; done receives the commit's LSN once the rows are read.
+func (s *side) queryCapture(ctx context.Context, shape captureShape, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
+	p, st, err := s.startCapture(ctx, shape, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.GetResults()
+	rr, ok := res.(*pgconn.ResultReader)
+	if err != nil || !ok {
+		if err == nil {
+			err = unexpected("statement result", res, nil)
+		}
+		s.forget(sql, err)
+		_, err = s.finishCapture(ctx, p, shape, err)
+		done(0, err)
+		return nil, err
+	}
+	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+		s.forget(sql, err)
+		l, err := s.finishCapture(ctx, p, shape, err)
+		done(l, err)
+		return err
+	})
+	if err := r.preload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// commitCapture commits the open transaction and reads the commit's LSN, in
+// one round trip.
+func (s *side) commitCapture(ctx context.Context) (lsn.LSN, error) {
+	if err := s.prepareCapture(ctx); err != nil {
+		return 0, err
+	}
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryStatement(s.capture.commit, nil, nil, nil)
+	p.SendQueryStatement(s.capture.lsn, nil, nil, nil)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return 0, err
+	}
+	res, err := p.GetResults()
+	if err == nil {
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			err = unexpected("COMMIT result", res, nil)
+		} else {
+			var tag pgconn.CommandTag
+			tag, err = rr.Close()
+			if err == nil && tag.String() == "ROLLBACK" {
+				// The transaction had failed: nothing was committed.
+				p.Close()
+				return 0, errRolledBack
+			}
+		}
+	}
+	if err != nil {
+		s.abandonCapture(ctx, p)
+		return 0, err
+	}
+	return s.readCaptured(ctx, p)
+}
+
+// execScriptCapture runs a script of several statements, which commit
+// together at its end, then reads the LSN in a second round trip: the simple
+// protocol cannot be pipelined with the LSN query, and the LSN read in the
+// script's own implicit transaction would come before its commit record.
+func (s *side) execScriptCapture(ctx context.Context, sql string) (pgconn.CommandTag, lsn.LSN, error) {
+	if err := s.prepareCapture(ctx); err != nil {
+		return pgconn.CommandTag{}, 0, err
+	}
+	tag, err := s.execScript(ctx, sql)
+	if err != nil {
+		return tag, 0, err
+	}
+	if s.pg.TxStatus() != 'I' {
+		return tag, 0, nil // the script opened a transaction: its COMMIT will be captured
+	}
+	l, err := s.readLSN(s.pg.ExecStatement(ctx, s.capture.lsn, nil, nil, nil))
+	if err != nil {
+		return tag, 0, fmt.Errorf("pgwait: the script committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
+	}
+	return tag, l, nil
+}
