@@ -151,6 +151,9 @@ func (s *side) resetStatements() {
 // forget drops a cached statement the server no longer has, or whose result
 // type changed, so that the next use prepares it again.
 func (s *side) forget(sql string, err error) {
+	if err == nil {
+		return
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return

@@ -1,0 +1,215 @@
+// Command bench measures pgwait against the alternatives it replaces, side by
+// side in one run, on a PostgreSQL 19 primary and streaming replica that it
+// starts on 127.0.0.1 (internal/pgtest):
+//
+//  1. read-after-write latency: pgwait; WAIT FOR LSN alone, pipelined with
+//     the SELECT over raw pgconn (the physical limit); polling
+//     pg_last_wal_replay_lsn() every 1 ms; reading the primary; a naive
+//     replica read (stale reads counted);
+//  2. a replica read with nothing to wait for: pgwait against pgx stdlib, with
+//     allocations per query;
+//  3. the cost of a write: pgwait (LSN captured in the same round trip)
+//     against pgx stdlib;
+//  4. throughput of write-then-read cycles with 8, 32 and 64 clients: pgwait,
+//     primary only, naive replica reads;
+//  5. read-after-write with synchronous_commit=off: pgwait against naive.
+//
+// The variants of a section run interleaved, in rounds, so that the noise of
+// a shared machine hits them all alike. It prints medians, p99 and ratios,
+// then one PASS or MISS line per target, and can write the results as a
+// markdown table (-out) and a PNG bar chart of the medians (-png).
+//
+// A benchmark reports; it fails on no time. The exit status is 1 on an error
+// and 2 when pgwait returned a stale read (a correctness bug).
+//
+//	go run ./bench                      # full run, a few minutes
+//	go run ./bench -quick               # tiny run for CI, well under a minute
+//	go run ./bench -out docs/benchmarks.md -png docs/benchmarks.png
+//
+// See bench/README.md for what each number means.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config holds the sizes of a run.
+type config struct {
+	Raw      int           // read-after-write iterations per variant
+	Reads    int           // no-wait reads per variant
+	Writes   int           // writes per variant
+	Async    int           // read-after-write iterations per variant, synchronous_commit=off
+	Batch    int           // iterations of one variant in a row before the next takes over
+	Clients  []int         // client counts of the throughput section
+	Duration time.Duration // measured time per throughput variant and client count
+	Slices   int           // the Duration is cut into this many interleaved slices
+	Allocs   int           // queries per variant for the allocation count
+	Sections map[string]bool
+}
+
+var sectionNames = []string{"raw", "noread", "write", "tput", "async"}
+
+func fullConfig() config {
+	return config{Raw: 1500, Reads: 6000, Writes: 3000, Async: 300, Batch: 25,
+		Clients: []int{8, 32, 64}, Duration: 4 * time.Second, Slices: 4, Allocs: 2000}
+}
+
+func quickConfig() config {
+	return config{Raw: 100, Reads: 300, Writes: 300, Async: 40, Batch: 10,
+		Clients: []int{8, 32, 64}, Duration: 400 * time.Millisecond, Slices: 2, Allocs: 200}
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitStale = 2
+)
+
+func realMain(args []string, stdout, stderr *os.File) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "tiny sizes, for CI (finishes well under a minute)")
+	raw := fs.Int("raw", 0, "read-after-write iterations per variant (default 1500, -quick 100)")
+	reads := fs.Int("reads", 0, "no-wait reads per variant (default 6000, -quick 300)")
+	writes := fs.Int("writes", 0, "writes per variant (default 3000, -quick 300)")
+	async := fs.Int("async", 0, "synchronous_commit=off read-after-write iterations per variant (default 300, -quick 40)")
+	batch := fs.Int("batch", 0, "iterations of one variant before the next one's turn (default 25, -quick 10)")
+	allocs := fs.Int("allocs", 0, "queries per variant for the allocation count (default 2000, -quick 200)")
+	clients := fs.String("clients", "", "client counts of the throughput section (default 8,32,64)")
+	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 400ms)")
+	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
+	sections := fs.String("sections", strings.Join(sectionNames, ","), "sections to run: "+strings.Join(sectionNames, ","))
+	out := fs.String("out", "", "write the results as markdown to this file")
+	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster start excluded) to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to this file (records every allocation: timings of such a run are distorted)")
+	if err := fs.Parse(args); err != nil {
+		return exitError
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return exitError
+	}
+
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	setInt := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setInt(&cfg.Raw, *raw)
+	setInt(&cfg.Reads, *reads)
+	setInt(&cfg.Writes, *writes)
+	setInt(&cfg.Async, *async)
+	setInt(&cfg.Batch, *batch)
+	setInt(&cfg.Allocs, *allocs)
+	setInt(&cfg.Slices, *slices)
+	if *duration > 0 {
+		cfg.Duration = *duration
+	}
+	if *clients != "" {
+		cfg.Clients = nil
+		for _, f := range strings.Split(*clients, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 120 {
+				fmt.Fprintf(stderr, "bench: -clients: %q is not a client count from 1 to 120\n", f)
+				return exitError
+			}
+			cfg.Clients = append(cfg.Clients, n)
+		}
+	}
+	cfg.Sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		known := false
+		for _, k := range sectionNames {
+			known = known || k == s
+		}
+		if !known {
+			fmt.Fprintf(stderr, "bench: -sections: unknown section %q; want some of %s\n", s, strings.Join(sectionNames, ","))
+			return exitError
+		}
+		cfg.Sections[s] = true
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1
+		fmt.Fprintln(stderr, "bench: -memprofile records every allocation; the timings of this run are distorted")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	var startProfile func() func()
+	if *cpuProfile != "" {
+		startProfile = func() func() {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintln(stderr, "bench:", err)
+				return func() {}
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(stderr, "bench:", err)
+				f.Close()
+				return func() {}
+			}
+			return func() { pprof.StopCPUProfile(); f.Close() }
+		}
+	}
+
+	res, err := run(ctx, cfg, stdout, startProfile)
+	if *memProfile != "" {
+		if f, ferr := os.Create(*memProfile); ferr == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		} else {
+			fmt.Fprintln(stderr, "bench:", ferr)
+		}
+	}
+	if res != nil {
+		res.printTargets(stdout)
+		if *out != "" {
+			if werr := writeMarkdown(*out, res); werr != nil {
+				err = errors.Join(err, werr)
+			} else {
+				fmt.Fprintln(stdout, "wrote", *out)
+			}
+		}
+		if *png != "" {
+			if werr := writeChart(*png, res); werr != nil {
+				err = errors.Join(err, werr)
+			} else {
+				fmt.Fprintln(stdout, "wrote", *png)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitError
+	}
+	if n := res.pgwaitStale(); n > 0 {
+		fmt.Fprintf(stderr, "bench: CORRECTNESS: pgwait returned %d stale reads\n", n)
+		return exitStale
+	}
+	return exitOK
+}
