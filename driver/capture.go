@@ -25,6 +25,10 @@ import (
 //   - the statement, Sync, the LSN query, Sync: for everything else (DDL,
 //     VACUUM, CREATE INDEX CONCURRENTLY cannot run inside BEGIN).
 //
+// A read on the primary (a fallback, or forced) reads the LSN right after
+// the query, before one Sync: it bounds what the read saw, so that later
+// reads on a replica never go back in time (monotonic reads).
+//
 // BEGIN, COMMIT and the LSN query are prepared once per connection. The raw
 // insert position is mapped back to the end of the last record
 // (lsn.EndOfRecord), so that it never points past a page header no record
@@ -109,11 +113,12 @@ func (s *side) prepareCapture(ctx context.Context) error {
 }
 
 // captureShape says how a capture pipeline is laid out.
-type captureShape bool
+type captureShape uint8
 
 const (
-	separateSync captureShape = false // statement, Sync, LSN, Sync
-	inBlock      captureShape = true  // BEGIN, statement, COMMIT, LSN, Sync
+	separateSync captureShape = iota // statement, Sync, LSN, Sync
+	inBlock                          // BEGIN, statement, COMMIT, LSN, Sync
+	afterRead                        // statement, LSN, Sync: a read on the primary
 )
 
 // startCapture sends a write and its LSN capture in one round trip and
@@ -131,9 +136,10 @@ func (s *side) startCapture(ctx context.Context, shape captureShape, sql string,
 		p.SendQueryStatement(s.capture.begin, nil, nil, nil)
 	}
 	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
-	if shape == inBlock {
+	switch shape {
+	case inBlock:
 		p.SendQueryStatement(s.capture.commit, nil, nil, nil)
-	} else {
+	case separateSync:
 		p.SendPipelineSync()
 	}
 	p.SendQueryStatement(s.capture.lsn, nil, nil, nil)
@@ -181,16 +187,19 @@ func (s *side) finishCapture(ctx context.Context, p *pgconn.Pipeline, shape capt
 		s.abandonCapture(ctx, p)
 		return 0, stmtErr
 	}
-	if shape == inBlock {
+	switch shape {
+	case inBlock:
 		// COMMIT can fail on its own (deferred constraints, serialization):
 		// then it is the statement's error, and nothing was committed.
 		if err := skipResult(p, "COMMIT result"); err != nil {
 			s.abandonCapture(ctx, p)
 			return 0, err
 		}
-	} else if res, err := p.GetResults(); err != nil || !isSync(res) {
-		s.abandonCapture(ctx, p)
-		return 0, unexpected("sync after the statement", res, err)
+	case separateSync:
+		if res, err := p.GetResults(); err != nil || !isSync(res) {
+			s.abandonCapture(ctx, p)
+			return 0, unexpected("sync after the statement", res, err)
+		}
 	}
 	return s.readCaptured(ctx, p)
 }

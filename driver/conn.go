@@ -380,10 +380,12 @@ func (c *Conn) queryPrimary(ctx context.Context, cls classify.Result, query stri
 		return nil, err
 	}
 	if !c.captures(cls) {
+		var r *rows
 		if cls.Kind == classify.Read {
-			c.c.stats.primaryReads.Add(1)
+			r, err = c.queryPrimaryRead(ctx, query, args)
+		} else {
+			r, err = s.query(ctx, query, args)
 		}
-		r, err := s.query(ctx, query, args)
 		c.tracePrimary(query, false, 0, err)
 		return wrapRows(r, err)
 	}
@@ -454,7 +456,14 @@ func (c *Conn) target(ctx context.Context) lsn.LSN {
 	case pgwait.ScopeConn:
 		return lsn.Max(lsn.Max(t, c.lastWrite), c.seen)
 	}
-	return lsn.Max(lsn.Max(lsn.Max(t, c.lastWrite), c.seen), lsn.LSN(c.c.highWater.Load()))
+	handle := lsn.Max(lsn.LSN(c.c.highWater.Load()), lsn.LSN(c.c.seen.Load()))
+	return lsn.Max(lsn.Max(lsn.Max(t, c.lastWrite), c.seen), handle)
+}
+
+// observed records a position a read saw: later reads must not see less.
+func (c *Conn) observed(l lsn.LSN) {
+	c.seen = lsn.Max(c.seen, l)
+	raise(&c.c.seen, l)
 }
 
 // tokenTarget is the context token's LSN; a token from before the current
@@ -585,7 +594,7 @@ func (c *Conn) waitFailed(ctx context.Context, query string, args []any, s *side
 func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error, w waitInfo) (sqldriver.Rows, error) {
 	if err == nil {
 		c.c.stats.replicaReads.Add(1)
-		c.seen = lsn.Max(c.seen, lsn.LSN(s.rep.replayed.Load()))
+		c.observed(lsn.Max(w.target, lsn.LSN(s.rep.replayed.Load())))
 		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status})
 		return r, nil
 	}
@@ -646,14 +655,23 @@ func (c *Conn) fallback(ctx context.Context, query string, args []any, reason st
 	return wrapRows(r, err)
 }
 
-// queryPrimaryRead runs a read on the primary.
+// queryPrimaryRead runs a read on the primary. With replicas, it reads the
+// primary's WAL position after the query in the same round trip: later reads
+// on a replica wait for it, so they never see less than this one did.
 func (c *Conn) queryPrimaryRead(ctx context.Context, query string, args []any) (*rows, error) {
 	s, err := c.primarySide(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.c.stats.primaryReads.Add(1)
-	return s.query(ctx, query, args)
+	if len(c.c.replicas) == 0 || c.primaryInBlock() {
+		return s.query(ctx, query, args)
+	}
+	return s.queryCapture(ctx, afterRead, query, args, func(l lsn.LSN, err error) {
+		if err == nil {
+			c.observed(l)
+		}
+	})
 }
 
 func (c *Conn) trace(e pgwait.Event) {

@@ -70,6 +70,7 @@ type Connector struct {
 	replicas []*replica
 
 	highWater atomic.Uint64 // LSN of the latest write through this handle
+	seen      atomic.Uint64 // a position some read through this handle saw
 	next      atomic.Uint32 // round-robin position among replicas
 	stats     counters
 
@@ -110,38 +111,32 @@ type replica struct {
 // usable reports whether r is in rotation.
 func (r *replica) usable() bool { return r.downUntil.Load() == 0 }
 
-func (r *replica) confirm(l lsn.LSN) {
-	for {
-		cur := r.replayed.Load()
-		if uint64(l) <= cur || r.replayed.CompareAndSwap(cur, uint64(l)) {
-			return
-		}
-	}
-}
+func (r *replica) confirm(l lsn.LSN) { raise(&r.replayed, l) }
 
 // Backoff for ejected replicas: probes that keep failing double the wait
 // before the next one, from the health interval up to maxBackoff.
 const maxBackoff = 30 * time.Second
 
 // eject takes r out of rotation until a probe finds it healthy and, when
-// needs is set, caught up to it. Reads call it; however many reads see the
-// same trouble, the first probe comes one health interval later.
+// needs is set (the LSN a wait timed out on), caught up to it. Reads call it;
+// however many reads see the same trouble, the first probe comes one health
+// interval later. A replica ejected for an error may have crashed and come
+// back behind what it had replayed: what was known of it is forgotten.
 func (c *Connector) eject(r *replica, needs lsn.LSN) {
+	if needs == 0 {
+		r.replayed.Store(0)
+	}
 	if r.downUntil.CompareAndSwap(0, time.Now().Add(c.cfg.HealthInterval).UnixNano()) {
 		r.fails.Store(1)
 		c.stats.ejections.Add(1)
 	}
-	for {
-		cur := r.needs.Load()
-		if uint64(needs) <= cur || r.needs.CompareAndSwap(cur, uint64(needs)) {
-			break
-		}
-	}
+	raise(&r.needs, needs)
 }
 
 // probeFailed ejects r after a failed probe, doubling the backoff with each
 // failure in a row.
 func (c *Connector) probeFailed(r *replica) {
+	r.replayed.Store(0)
 	fails := r.fails.Add(1)
 	backoff := min(c.cfg.HealthInterval<<min(fails-1, 10), maxBackoff)
 	if r.downUntil.Swap(time.Now().Add(backoff).UnixNano()) == 0 {
@@ -214,10 +209,13 @@ func (c *Connector) Config() pgwait.Config { return c.cfg }
 // HighWater returns the LSN of the latest write made through the connector.
 func (c *Connector) HighWater() pgwait.LSN { return pgwait.LSN(c.highWater.Load()) }
 
-func (c *Connector) observeWrite(l lsn.LSN) {
+func (c *Connector) observeWrite(l lsn.LSN) { raise(&c.highWater, l) }
+
+// raise moves v up to l if l is later.
+func raise(v *atomic.Uint64, l lsn.LSN) {
 	for {
-		cur := c.highWater.Load()
-		if uint64(l) <= cur || c.highWater.CompareAndSwap(cur, uint64(l)) {
+		cur := v.Load()
+		if uint64(l) <= cur || v.CompareAndSwap(cur, uint64(l)) {
 			return
 		}
 	}
@@ -252,10 +250,12 @@ func (c *Connector) observePrimary(e epoch) {
 	c.epoch = e
 	c.gen.Add(1)
 	c.stats.failovers.Add(1)
-	for {
-		cur := c.highWater.Load()
-		if cur <= uint64(e.start) || c.highWater.CompareAndSwap(cur, uint64(e.start)) {
-			break
+	for _, v := range []*atomic.Uint64{&c.highWater, &c.seen} {
+		for {
+			cur := v.Load()
+			if cur <= uint64(e.start) || v.CompareAndSwap(cur, uint64(e.start)) {
+				break
+			}
 		}
 	}
 	for _, r := range c.replicas {

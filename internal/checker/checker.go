@@ -68,8 +68,13 @@ type Violation struct {
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("client %d %s key %d saw version %d, want >= %d (%s), at %s",
-		v.Op.Client, kindName(v.Op.Kind), v.Op.Key, v.Op.Version, v.Want, v.Why, v.Op.Start.Format("15:04:05.000000"))
+	where := "primary"
+	if v.Op.Replica {
+		where = "replica"
+	}
+	return fmt.Sprintf("client %d %s key %d saw version %d on the %s, want >= %d (%s), %s-%s",
+		v.Op.Client, kindName(v.Op.Kind), v.Op.Key, v.Op.Version, where, v.Want, v.Why,
+		v.Op.Start.Format("15:04:05.000000"), v.Op.End.Format("15:04:05.000000"))
 }
 
 func kindName(k Kind) string {
