@@ -121,3 +121,67 @@ func openPgwait(t testing.TB, c *pgtest.Cluster, settings string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestConsistencyThroughFailover runs clients through pgwait while replica 0
+// is promoted to primary (the old primary shut down, the other replica
+// following the new one). The primary DSN names every node with
+// target_session_attrs=read-write. Operations may fail while there is no
+// primary; none may be stale, go back in time, or be lost.
+func TestConsistencyThroughFailover(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Replicas: 2})
+	ctx := context.Background()
+	var ports, replicas []string
+	for _, dsn := range []string{c.PrimaryDSN(), c.ReplicaDSN(0), c.ReplicaDSN(1)} {
+		cfg, err := pgx.ParseConfig(dsn)
+		require.NoError(t, err)
+		ports = append(ports, strconv.Itoa(int(cfg.Port)))
+	}
+	replicas = []string{"127.0.0.1:" + ports[1], "127.0.0.1:" + ports[2]}
+	dsn := fmt.Sprintf("host=127.0.0.1,127.0.0.1,127.0.0.1 port=%s,%s,%s user=postgres dbname=postgres sslmode=disable target_session_attrs=read-write connect_timeout=5 pgwait_replicas=%s,%s pgwait_wait_timeout=500ms pgwait_health_interval=100ms",
+		ports[0], ports[1], ports[2], replicas[0], replicas[1])
+	db, err := sql.Open("pgwait", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	db.SetMaxOpenConns(16)
+
+	w := &checker.Workload{DB: db, Clients: 8, Timeout: 5 * time.Second}
+	require.NoError(t, w.Setup(ctx))
+	runCtx, stop := context.WithTimeout(ctx, 8*time.Second)
+	defer stop()
+	done := make(chan struct{})
+	go func() { w.Run(runCtx); close(done) }()
+
+	time.Sleep(2 * time.Second)
+	failover := time.Now()
+	require.NoError(t, c.PromoteReplica(ctx, 0))
+	promoted := time.Now()
+	<-done
+
+	primary, err := sql.Open("pgx", c.PrimaryDSN())
+	require.NoError(t, err)
+	defer primary.Close()
+	final, err := w.Final(ctx, primary)
+	require.NoError(t, err)
+	ops := w.History.Ops()
+	report := checker.Check(ops, final)
+	st, err := pgwaitdriver.StatsOf(ctx, db)
+	require.NoError(t, err)
+	t.Logf("failover took %v: %v", promoted.Sub(failover).Round(time.Millisecond), report)
+	t.Logf("pgwait: %d failovers, %d waits, %d fallbacks, %d ejections", st.Failovers, st.Waits, st.Fallbacks, st.Ejections)
+	t.Logf("recovery after the failover: %v", checker.RecoveryTime(ops, promoted).Round(time.Millisecond))
+	var lastFailure time.Time
+	for _, op := range ops {
+		if op.Err != nil && op.End.After(lastFailure) {
+			lastFailure = op.End
+		}
+	}
+	if !lastFailure.IsZero() {
+		t.Logf("operations failed until %v after the promotion finished", lastFailure.Sub(promoted).Round(time.Millisecond))
+	}
+	require.Empty(t, report.Stale, "stale reads: %v", report)
+	require.Empty(t, report.NonMonotonic, "non-monotonic reads: %v", report)
+	require.Empty(t, report.Lost, "lost writes: %v", report)
+	require.EqualValues(t, 1, st.Failovers, "the new primary's timeline was noticed")
+	require.Positive(t, report.Writes)
+	require.GreaterOrEqual(t, checker.RecoveryTime(ops, promoted), time.Duration(0), "no replica served reads after the failover")
+}
