@@ -22,6 +22,7 @@ type WaitTimeoutError struct {
 	Timeout time.Duration // how long it waited
 }
 
+// Error says which replica fell behind, and what to change.
 func (e *WaitTimeoutError) Error() string {
 	return fmt.Sprintf("pgwait: replica %s did not replay WAL up to %s within %s; raise pgwait_wait_timeout, or set pgwait_on_timeout=primary to read from the primary instead", e.Replica, e.LSN, e.Timeout)
 }

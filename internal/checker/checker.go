@@ -67,6 +67,7 @@ type Violation struct {
 	Why  string
 }
 
+// String describes the violation: who read what, where and when.
 func (v Violation) String() string {
 	where := "primary"
 	if v.Op.Replica {
