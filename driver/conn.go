@@ -314,8 +314,12 @@ func (c *Conn) primaryInBlock() bool {
 }
 
 // captures reports whether a statement on the primary commits something whose
-// LSN reads must wait for.
-func (c *Conn) captures(cls classify.Result) bool {
+// LSN reads must wait for. A handle without replicas reads from the primary
+// and needs no LSN, unless the context carries a token to advance.
+func (c *Conn) captures(ctx context.Context, cls classify.Result) bool {
+	if len(c.c.replicas) == 0 && pgwait.TokenFrom(ctx) == nil {
+		return false
+	}
 	inBlock := c.primaryInBlock()
 	switch cls.Kind {
 	case classify.Write:
@@ -339,7 +343,7 @@ func (c *Conn) execScript(ctx context.Context, cls classify.Result, query string
 	if err != nil {
 		return nil, err
 	}
-	if !c.captures(cls) {
+	if !c.captures(ctx, cls) {
 		tag, err := s.execScript(ctx, query)
 		c.tracePrimary(query, false, 0, err)
 		return result(tag, err)
@@ -357,7 +361,7 @@ func (c *Conn) execPrimary(ctx context.Context, cls classify.Result, query strin
 	if err != nil {
 		return nil, err
 	}
-	if !c.captures(cls) {
+	if !c.captures(ctx, cls) {
 		if cls.Kind == classify.Read {
 			c.c.stats.primaryReads.Add(1)
 		}
@@ -379,7 +383,7 @@ func (c *Conn) queryPrimary(ctx context.Context, cls classify.Result, query stri
 	if err != nil {
 		return nil, err
 	}
-	if !c.captures(cls) {
+	if !c.captures(ctx, cls) {
 		var r *rows
 		if cls.Kind == classify.Read {
 			r, err = c.queryPrimaryRead(ctx, query, args)

@@ -539,6 +539,18 @@ func TestNoReplicasMeansPrimary(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	assert.False(t, onReplica(t, ctx, db, "SELECT pg_is_in_recovery()"))
+
+	// Without replicas nothing waits, so writes skip the LSN capture...
+	tbl := table(t, db)
+	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('a')")
+	require.NoError(t, err)
+	assert.Zero(t, stats(t, db).Writes)
+	// ... unless a token is to be advanced, for readers elsewhere.
+	tok := new(pgwait.Token)
+	_, err = db.ExecContext(pgwait.WithToken(ctx, tok), "INSERT INTO "+tbl+" (v) VALUES ('b')")
+	require.NoError(t, err)
+	assert.NotEmpty(t, tok.String())
+	assert.EqualValues(t, 1, stats(t, db).Writes)
 }
 
 func TestBadDSN(t *testing.T) {
