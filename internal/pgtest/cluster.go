@@ -471,6 +471,12 @@ func (c *Cluster) StartReplica(ctx context.Context, i int) error {
 	if n.stale {
 		return fmt.Errorf("pgtest: replica %d is the former primary left behind by PromoteReplica; use RebuildReplica", i)
 	}
+	return c.restartStandby(ctx, n)
+}
+
+// restartStandby starts an existing standby on its port and waits until it
+// streams; on failure it is stopped again.
+func (c *Cluster) restartStandby(ctx context.Context, n *node) error {
 	if err := c.launch(n); err != nil {
 		return err
 	}
@@ -502,14 +508,7 @@ func (c *Cluster) RebuildReplica(ctx context.Context, i int) error {
 		return err
 	}
 	n.stale = false
-	if err := c.launch(n); err != nil {
-		return err
-	}
-	if err := c.waitReady(ctx, n, true); err != nil {
-		c.stopNode(context.Background(), n)
-		return err
-	}
-	return nil
+	return c.restartStandby(ctx, n)
 }
 
 // PromoteReplica fails over to replica i:
