@@ -105,9 +105,6 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 	return s, nil
 }
 
-// errNoReplica means no replica can take a read right now.
-var errNoReplica = pgwait.ErrNoReplica
-
 // replicaSide returns the connection to the replica that should serve a read
 // that must see target, opening it if needed.
 func (c *Conn) replicaSide(ctx context.Context, target lsn.LSN) (*side, error) {
@@ -118,7 +115,7 @@ func (c *Conn) replicaSide(ctx context.Context, target lsn.LSN) (*side, error) {
 	for range len(c.c.replicas) {
 		rep := c.c.replicaFor(current, target)
 		if rep == nil {
-			return nil, errNoReplica
+			return nil, pgwait.ErrNoReplica
 		}
 		if s := c.sides[rep]; s != nil {
 			if !s.broken() {
@@ -148,7 +145,7 @@ func (c *Conn) replicaSide(ctx context.Context, target lsn.LSN) (*side, error) {
 		c.replica = s
 		return s, nil
 	}
-	return nil, errNoReplica
+	return nil, pgwait.ErrNoReplica
 }
 
 // dropSide closes a replica connection that failed.

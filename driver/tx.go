@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
 	"time"
@@ -37,7 +38,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 		return nil, err
 	}
 	if opts.ReadOnly && len(c.c.replicas) > 0 && pgwait.RouteFrom(ctx) != pgwait.RoutePrimary &&
-		!c.primaryInBlock() && opts.Isolation != sqldriver.IsolationLevel(levelSerializable) {
+		!c.primaryInBlock() && sql.IsolationLevel(opts.Isolation) != sql.LevelSerializable {
 		tx, err := c.beginReplica(ctx, begin)
 		if tx != nil || err != nil {
 			return tx, err
@@ -54,8 +55,6 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 	c.tx = &Tx{conn: c, side: s, ctx: ctx, primary: true}
 	return c.tx, nil
 }
-
-const levelSerializable = 6 // sql.LevelSerializable
 
 // beginReplica opens a read-only transaction on a replica. It returns nil, nil
 // when the primary should take the transaction instead.
