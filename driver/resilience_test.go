@@ -43,8 +43,14 @@ func TestLeastLagPrefersACaughtUpReplica(t *testing.T) {
 	_, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES ('ll')")
 	require.NoError(t, err)
 	// Let the probes learn that replica 1 replayed the write and replica 0
-	// did not.
-	time.Sleep(200 * time.Millisecond)
+	// did not: a read then needs no wait.
+	require.Eventually(t, func() bool {
+		before := stats(t, db)
+		var p string
+		err := db.QueryRowContext(ctx, "SELECT inet_server_port()::text").Scan(&p)
+		after := stats(t, db)
+		return err == nil && p == portOf(t, c.ReplicaDSN(1)) && after.Waits == before.Waits
+	}, 10*time.Second, 20*time.Millisecond)
 	before := stats(t, db)
 	for range 20 {
 		var n int
