@@ -646,3 +646,16 @@ func TestWriteShapes(t *testing.T) {
 	require.NoError(t, err, "the LSN is read unprepared when its statement is gone")
 	require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+"_x").Scan(&n))
 }
+
+func TestPgxNamedArgs(t *testing.T) {
+	ctx := ctxT(t)
+	db := open(t, cluster)
+	tbl := table(t, db)
+	_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v, n) VALUES (@v, @n)", pgx.NamedArgs{"v": "named", "n": 7})
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE v = @v", pgx.NamedArgs{"v": "named"}).Scan(&n))
+	assert.Equal(t, 7, n, "pgx.NamedArgs rewrites the query, as with pgx stdlib")
+	_, err = db.ExecContext(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol)
+	assert.ErrorContains(t, err, "not supported")
+}
