@@ -116,24 +116,35 @@ func sectionRaw(ctx context.Context, e *env, cfg config, res *results, log io.Wr
 		return err
 	}
 	defer rr2.close()
-	ids, err := e.rows(5)
+	rp3, err := newRawPrimary(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer rp3.close()
+	rr3, err := newRawReplica(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer rr3.close()
+	ids, err := e.rows(6)
 	if err != nil {
 		return err
 	}
 
 	sPgwait := newSeries("pgwait", true)
 	sWait := newSeries("WAIT FOR LSN alone", false)
-	sPoll := newSeries("poll replay LSN every 1 ms", false)
+	sPoll := newSeries("poll replay LSN at once, then every 1 ms", false)
+	sPollLate := newSeries("poll replay LSN every 1 ms, first after 1 ms", false)
 	sPrimary := newSeries("read the primary", false)
 	sNaive := newSeries("naive replica read", false)
 
 	// The raw variants capture the LSN with the write and hand it to the read.
-	var waitTarget, pollTarget lsn.LSN
+	var waitTarget, pollTarget, lateTarget lsn.LSN
 	vs := []variant{
 		writeThenRead(sPgwait, dbWrite(pw, ids[0]), dbRead(pw, ids[0])),
 		writeThenRead(sWait,
 			func(ctx context.Context, n int64) error {
-				l, err := rp.writeCapture(ctx, ids[1], n)
+				l, err := rp.writeCaptureTx(ctx, ids[1], n)
 				waitTarget = l
 				return err
 			},
@@ -146,16 +157,26 @@ func sectionRaw(ctx context.Context, e *env, cfg config, res *results, log io.Wr
 			}),
 		writeThenRead(sPoll,
 			func(ctx context.Context, n int64) error {
-				l, err := rp2.writeCapture(ctx, ids[2], n)
+				l, err := rp2.writeCaptureTx(ctx, ids[2], n)
 				pollTarget = l
 				return err
 			},
 			func(ctx context.Context) (int64, error) {
-				n, polls, err := rr2.pollRead(ctx, pollTarget, ids[2])
+				n, polls, err := rr2.pollRead(ctx, pollTarget, ids[2], false)
 				sPoll.count("polls", polls)
 				if polls == 1 {
 					sPoll.count("first poll enough", 1)
 				}
+				return n, err
+			}),
+		writeThenRead(sPollLate,
+			func(ctx context.Context, n int64) error {
+				l, err := rp3.writeCaptureTx(ctx, ids[5], n)
+				lateTarget = l
+				return err
+			},
+			func(ctx context.Context) (int64, error) {
+				n, _, err := rr3.pollRead(ctx, lateTarget, ids[5], true)
 				return n, err
 			}),
 		writeThenRead(sPrimary, dbWrite(prim, ids[3]), dbRead(prim, ids[3])),
@@ -173,7 +194,7 @@ func sectionRaw(ctx context.Context, e *env, cfg config, res *results, log io.Wr
 	if err != nil {
 		return err
 	}
-	res.raw = []*series{sPgwait, sWait, sPoll, sPrimary, sNaive}
+	res.raw = []*series{sPgwait, sWait, sPoll, sPollLate, sPrimary, sNaive}
 	res.rawStats = st
 	return nil
 }

@@ -356,9 +356,14 @@ func (r *rawReplica) readWaited(p *pgconn.Pipeline) (int64, string, error) {
 
 // pollRead asks the replica how far it has replayed, every pollEvery until
 // it has replayed target, then reads. It returns how many times it asked.
-func (r *rawReplica) pollRead(ctx context.Context, target lsn.LSN, id int) (int64, int, error) {
+// With sleepFirst the first question comes pollEvery after the call, as a
+// plain "check every 1 ms" loop does; without, at once.
+func (r *rawReplica) pollRead(ctx context.Context, target lsn.LSN, id int, sleepFirst bool) (int64, int, error) {
 	deadline := time.Now().Add(pollGiveUp)
 	polls := 0
+	if sleepFirst {
+		time.Sleep(pollEvery)
+	}
 	for {
 		polls++
 		res := r.pg.ExecStatement(ctx, r.replay, nil, nil, nil).Read()

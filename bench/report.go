@@ -214,7 +214,7 @@ func (r *results) tables() []*table {
 		}
 		poll := r.raw[2]
 		t.notes = append(t.notes,
-			"The write is not timed. WAIT FOR LSN alone: the LSN read with the write in one round trip, then WAIT FOR LSN and the SELECT pipelined, over pgconn with nothing in between (the physical limit). Polling: pg_last_wal_replay_lsn() at once, then every 1 ms until it reaches the LSN, then the SELECT.",
+			"The write is not timed. WAIT FOR LSN alone: the LSN read with the write in one round trip, as pgwait does (BEGIN, write, COMMIT, LSN query, one Sync), then WAIT FOR LSN and the SELECT pipelined, over pgconn with nothing in between (the physical limit). Polling: pg_last_wal_replay_lsn() every 1 ms until it reaches the LSN, then the SELECT; asked first at once (the eager poller), or 1 ms after the write was acknowledged (a plain sleep-then-check loop, the baseline issue 6's ≥ 3x target was set against).",
 			fmt.Sprintf("Polling asked %.2f times per read; the first answer was enough for %d of %d reads.",
 				float64(poll.counted["polls"])/float64(max(1, len(poll.d))), poll.counted["first poll enough"], len(poll.d)),
 			fmt.Sprintf("Reads that took over 100 ms: %s. WAIT FOR LSN alone timed out (%d ms) %d times.",
@@ -322,11 +322,13 @@ func (t target) line() string {
 func (r *results) targets() []target {
 	var ts []target
 	if len(r.raw) > 0 {
-		pg, wait, poll := r.raw[0], r.raw[1], r.raw[2]
+		pg, wait, poll, pollLate := r.raw[0], r.raw[1], r.raw[2], r.raw[3]
 		q := compare(pg, wait)
 		ts = append(ts, target{"read-after-write p50, pgwait / WAIT FOR LSN alone", q.String(), "<= 1.25x", q.value <= 1.25})
-		sp := compare(poll, pg)
-		ts = append(ts, target{"read-after-write p50, polling every 1 ms / pgwait", fmt.Sprintf("pgwait %s faster", sp), ">= 3x", sp.value >= 3})
+		sp := compare(pollLate, pg)
+		ts = append(ts, target{"read-after-write p50, polling every 1 ms (first poll after 1 ms) / pgwait", fmt.Sprintf("pgwait %s faster", sp), ">= 3x", sp.value >= 3})
+		sp = compare(poll, pg)
+		ts = append(ts, target{"read-after-write p50, polling at once then every 1 ms / pgwait", fmt.Sprintf("pgwait %s faster", sp), ">= 3x", sp.value >= 3})
 		ts = append(ts, target{"read-after-write stale reads from pgwait", fmt.Sprintf("%d of %d", pg.stale, len(pg.d)), "0", pg.stale == 0})
 	}
 	if len(r.noWait) > 0 {
