@@ -570,10 +570,13 @@ func (c *Conn) usePolling(s *side) bool {
 func (c *Conn) waitFailed(ctx context.Context, query string, args []any, s *side, w waitInfo) (sqldriver.Rows, error) {
 	switch w.status {
 	case waitTimeout:
-		// The replica lags more than the wait timeout: keep reads away from
-		// it until a probe finds it caught up.
+		// A replica that lags more than the whole wait timeout gets no reads
+		// until a probe finds it caught up. A wait the context cut short
+		// says less about the replica: it stays.
 		c.c.stats.waitTimeouts.Add(1)
-		c.c.eject(s.rep, w.target)
+		if w.ms >= c.c.cfg.WaitTimeout.Milliseconds() {
+			c.c.eject(s.rep, w.target)
+		}
 		if c.c.cfg.OnTimeout == pgwait.TimeoutFail {
 			err := &pgwait.WaitTimeoutError{Replica: s.rep.addr, LSN: pgwait.LSN(w.target), Timeout: time.Duration(w.ms) * time.Millisecond}
 			c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(w.target), Waited: w.took, WaitStatus: w.status, Err: err})

@@ -396,11 +396,14 @@ func TestWaitTimeoutPolicies(t *testing.T) {
 
 	// A context deadline shorter than the wait timeout cuts the wait, and the
 	// connection survives it.
+	shortBefore := stats(t, strictShort)
 	short, cancel := context.WithTimeout(pgwait.WithToken(ctx, tok), 100*time.Millisecond)
 	err = strictShort.QueryRowContext(short, "SELECT count(*) FROM "+tbl).Scan(&n)
 	cancel()
 	require.ErrorIs(t, err, pgwait.ErrWaitTimeout)
 	require.NoError(t, strictShort.QueryRowContext(pgwait.OnPrimary(ctx), "SELECT 1").Scan(&n))
+	assert.Equal(t, shortBefore.Ejections, stats(t, strictShort).Ejections,
+		"a wait cut short by the context does not eject the replica")
 
 	require.NoError(t, c.ResumeReplay(ctx, 0))
 	eventuallyOnReplica(t, ctx, strict)

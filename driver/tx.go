@@ -78,7 +78,6 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 	ms, ok := c.waitBudget(ctx)
 	if !ok {
 		c.c.stats.waitTimeouts.Add(1)
-		c.c.eject(rep, target)
 		return nil, c.timeoutError(rep, target, 0)
 	}
 	c.c.stats.waits.Add(1)
@@ -104,7 +103,9 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 		return c.tx, nil
 	case waitTimeout:
 		c.c.stats.waitTimeouts.Add(1)
-		c.c.eject(rep, target)
+		if ms >= c.c.cfg.WaitTimeout.Milliseconds() {
+			c.c.eject(rep, target)
+		}
 		return nil, c.timeoutError(rep, target, ms)
 	case waitNotInRecovery:
 		c.c.stats.promotions.Add(1)
