@@ -52,6 +52,10 @@
 //     started: by default every write made through the same *sql.DB, on any
 //     of its pooled connections. A Token extends this across handles,
 //     requests and processes.
+//   - Reads do not go back in time: a read waits until its replica has
+//     replayed at least what earlier reads through the handle (or, in conn
+//     and token scope, the connection) saw, including reads the primary
+//     served, whose WAL position is read in the same round trip.
 //   - A read never waits forever: after the wait timeout it reads from the
 //     primary, or fails with a *WaitTimeoutError, as configured. A context
 //     deadline shortens the wait so that the connection survives it.
