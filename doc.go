@@ -54,8 +54,12 @@
 //     requests and processes.
 //   - Reads do not go back in time: a read waits until its replica has
 //     replayed at least what earlier reads through the handle (or, in conn
-//     and token scope, the connection) saw, including reads the primary
-//     served, whose WAL position is read in the same round trip.
+//     and token scope, the connection) are known to have seen, including
+//     reads the primary served, whose WAL position is read in the same round
+//     trip. For a replica read that is the replica's position as last
+//     confirmed (by a wait or a probe): with several replicas, a read moving
+//     to another replica within a health interval may still see less than
+//     the replica before it had replayed beyond that.
 //   - A read never waits forever: after the wait timeout it reads from the
 //     primary, or fails with a *WaitTimeoutError, as configured. A context
 //     deadline shortens the wait so that the connection survives it.
