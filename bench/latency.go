@@ -96,36 +96,15 @@ func sectionRaw(ctx context.Context, e *env, cfg config, res *results, log io.Wr
 	if err != nil {
 		return err
 	}
-	rp, err := newRawPrimary(ctx, e)
+	// One raw primary and replica connection per raw variant.
+	pairs, closePairs, err := rawPairs(ctx, e, 3)
 	if err != nil {
 		return err
 	}
-	defer rp.close()
-	rr, err := newRawReplica(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer rr.close()
-	rp2, err := newRawPrimary(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer rp2.close()
-	rr2, err := newRawReplica(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer rr2.close()
-	rp3, err := newRawPrimary(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer rp3.close()
-	rr3, err := newRawReplica(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer rr3.close()
+	defer closePairs()
+	rp, rr := pairs[0].primary, pairs[0].replica
+	rp2, rr2 := pairs[1].primary, pairs[1].replica
+	rp3, rr3 := pairs[2].primary, pairs[2].replica
 	ids, err := e.rows(6)
 	if err != nil {
 		return err
@@ -197,6 +176,37 @@ func sectionRaw(ctx context.Context, e *env, cfg config, res *results, log io.Wr
 	res.raw = []*series{sPgwait, sWait, sPoll, sPollLate, sPrimary, sNaive}
 	res.rawStats = st
 	return nil
+}
+
+// rawPair is a raw primary connection and a raw replica connection.
+type rawPair struct {
+	primary *rawPrimary
+	replica *rawReplica
+}
+
+// rawPairs opens n raw pairs; close closes them all.
+func rawPairs(ctx context.Context, e *env, n int) (pairs []rawPair, close func(), err error) {
+	close = func() {
+		for _, p := range pairs {
+			p.primary.close()
+			p.replica.close()
+		}
+	}
+	for range n {
+		rp, err := newRawPrimary(ctx, e)
+		if err != nil {
+			close()
+			return nil, nil, err
+		}
+		rr, err := newRawReplica(ctx, e)
+		if err != nil {
+			rp.close()
+			close()
+			return nil, nil, err
+		}
+		pairs = append(pairs, rawPair{rp, rr})
+	}
+	return pairs, close, nil
 }
 
 // sectionNoWait measures reads with nothing to wait for (section 2).
