@@ -468,19 +468,26 @@ func TestPromotedReplica(t *testing.T) {
 	assert.GreaterOrEqual(t, stats(t, db).Promotions, uint64(1))
 }
 
+// readYourWrites inserts rows prefix0 ... prefix<pairs-1>, reading each back
+// at once; every read must see its row.
+func readYourWrites(t testing.TB, db *sql.DB, tbl, prefix string, pairs int) {
+	t.Helper()
+	for i := range pairs {
+		v := fmt.Sprint(prefix, i)
+		_, err := db.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", v)
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, db.QueryRow("SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n), "read of pair %d failed", i)
+		require.Equal(t, 1, n, "stale read at pair %d", i)
+	}
+}
+
 func TestPollingWait(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{})
 	ctx := ctxT(t)
 	db := open(t, c, "pgwait_wait_method=poll", "pgwait_wait_timeout=200ms")
 	tbl := table(t, db)
-	for i := range 200 {
-		v := fmt.Sprint("poll", i)
-		_, err := db.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", v)
-		require.NoError(t, err)
-		var n int
-		require.NoError(t, db.QueryRow("SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n))
-		require.Equal(t, 1, n, "polling read missed its write")
-	}
+	readYourWrites(t, db, tbl, "poll", 200)
 	require.NoError(t, c.PauseReplay(ctx, 0))
 	_, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES ('poll-paused')")
 	require.NoError(t, err)
@@ -505,14 +512,7 @@ func TestOlderServerPolls(t *testing.T) {
 	ctx := ctxT(t)
 	db := open(t, c) // wait method auto: no WAIT FOR LSN before 19
 	tbl := table(t, db)
-	for i := range 100 {
-		v := fmt.Sprint("old", i)
-		_, err := db.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", v)
-		require.NoError(t, err)
-		var n int
-		require.NoError(t, db.QueryRow("SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n))
-		require.Equal(t, 1, n)
-	}
+	readYourWrites(t, db, tbl, "old", 100)
 	assert.True(t, onReplica(t, ctx, db, "SELECT pg_is_in_recovery()"))
 	assert.Greater(t, stats(t, db).ReplicaReads, uint64(50))
 }
@@ -524,14 +524,7 @@ func TestSynchronousCommitOff(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{"synchronous_commit": "off", "wal_writer_delay": "10ms"}})
 	db := open(t, c)
 	tbl := table(t, db)
-	for i := range 300 {
-		v := fmt.Sprint("async", i)
-		_, err := db.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", v)
-		require.NoError(t, err)
-		var n int
-		require.NoError(t, db.QueryRow("SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n))
-		require.Equal(t, 1, n, "stale read with synchronous_commit=off at pair %d", i)
-	}
+	readYourWrites(t, db, tbl, "async", 300)
 	st := stats(t, db)
 	assert.Greater(t, st.ReplicaReads, uint64(290))
 }
