@@ -75,30 +75,27 @@ func (r *rawPrimary) write(ctx context.Context, id int, n int64) error {
 // writeCapture runs the UPDATE and returns its commit's LSN, in one round
 // trip.
 func (r *rawPrimary) writeCapture(ctx context.Context, id int, n int64) (lsn.LSN, error) {
-	r.bind(id, n)
-	p := r.pg.StartPipeline(ctx)
-	p.SendQueryStatement(r.update, r.params, nil, nil)
-	p.SendPipelineSync()
-	p.SendQueryParams(lsnQuery, nil, nil, nil, nil)
-	if err := p.Sync(); err != nil {
-		p.Close()
-		return 0, err
-	}
-	l, err := r.readCapture(p)
-	if cerr := p.Close(); err == nil {
-		err = cerr
-	}
-	return l, err
+	return r.captureTwoSyncs(ctx, id, n, false)
 }
 
 // writeCapturePrepared is writeCapture with the LSN query prepared once
 // rather than parsed with each write: what a driver could save.
 func (r *rawPrimary) writeCapturePrepared(ctx context.Context, id int, n int64) (lsn.LSN, error) {
+	return r.captureTwoSyncs(ctx, id, n, true)
+}
+
+// captureTwoSyncs sends the write, Sync, the LSN query (prepared or parsed
+// each time), Sync.
+func (r *rawPrimary) captureTwoSyncs(ctx context.Context, id int, n int64, prepared bool) (lsn.LSN, error) {
 	r.bind(id, n)
 	p := r.pg.StartPipeline(ctx)
 	p.SendQueryStatement(r.update, r.params, nil, nil)
 	p.SendPipelineSync()
-	p.SendQueryStatement(r.lsn, nil, nil, nil)
+	if prepared {
+		p.SendQueryStatement(r.lsn, nil, nil, nil)
+	} else {
+		p.SendQueryParams(lsnQuery, nil, nil, nil, nil)
+	}
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return 0, err
