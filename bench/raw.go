@@ -21,8 +21,9 @@ import (
 // WAL position.
 const lsnQuery = "SELECT pg_current_wal_insert_lsn()::text"
 
-// rawPrimary writes on the primary and captures the commit's LSN the way
-// pgwait does: the write, Sync, the LSN query, Sync, in one round trip.
+// rawPrimary writes on the primary over pgconn and captures the commit's LSN
+// in the write's round trip, in each of the shapes the write section
+// compares (writeCaptureTx is the one pgwait uses).
 type rawPrimary struct {
 	conn                 *pgx.Conn
 	pg                   *pgconn.PgConn

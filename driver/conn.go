@@ -157,13 +157,6 @@ func (c *Conn) dropSide(s *side) {
 	}
 }
 
-// dropReplica closes the replica connection used last.
-func (c *Conn) dropReplica() {
-	if c.replica != nil {
-		c.dropSide(c.replica)
-	}
-}
-
 func (c *Conn) replaySession(ctx context.Context, s *side) error {
 	for _, set := range c.session {
 		if err := s.simple(ctx, set.sql); err != nil {
