@@ -1,0 +1,319 @@
+package tracker
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait"
+)
+
+func newTracker(scope pgwait.Scope, replicas int) *Tracker {
+	return New(Config{Scope: scope, Replicas: replicas, HealthInterval: time.Second, MaxBackoff: 8 * time.Second})
+}
+
+func TestTargetByScope(t *testing.T) {
+	tests := []struct {
+		scope             pgwait.Scope
+		own, other, token LSN
+		want              LSN
+	}{
+		{pgwait.ScopeHandle, 10, 20, 0, 20},
+		{pgwait.ScopeHandle, 30, 20, 0, 30},
+		{pgwait.ScopeHandle, 10, 20, 25, 25},
+		{pgwait.ScopeConn, 10, 20, 0, 10},
+		{pgwait.ScopeConn, 10, 20, 15, 15},
+		{pgwait.ScopeToken, 10, 20, 0, 0},
+		{pgwait.ScopeToken, 10, 20, 15, 15},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scope.String(), func(t *testing.T) {
+			tr := newTracker(tt.scope, 1)
+			tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 1})
+			own, other := tr.NewSession(), tr.NewSession()
+			tr.PrimaryAnswered(own, tt.own, false)
+			tr.ObservePrimaryPosition(100)
+			tr.PrimaryAnswered(other, tt.other, false)
+			got := tr.Target(own, Token{Present: tt.token != 0, LSN: tt.token, Timeline: 1}, false)
+			require.Equal(t, tt.want, got.LSN)
+			require.Equal(t, TokenOK, got.Verdict)
+			require.True(t, got.Verified)
+		})
+	}
+}
+
+func TestMonotonicReadsInEveryScope(t *testing.T) {
+	for _, scope := range []pgwait.Scope{pgwait.ScopeHandle, pgwait.ScopeConn, pgwait.ScopeToken} {
+		tr := newTracker(scope, 2)
+		s := tr.NewSession()
+		tr.Confirmed(1, 500) // replica 1 is known at 500
+		tr.ReplicaRead(s, 1, 100)
+		require.Equal(t, LSN(500), tr.Target(s, Token{}, false).LSN, scope.String())
+	}
+}
+
+func TestTokens(t *testing.T) {
+	setup := func() (*Tracker, *Session) {
+		tr := newTracker(pgwait.ScopeToken, 1)
+		tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 1000})
+		s := tr.NewSession()
+		tr.PrimaryAnswered(s, 5000, false)
+		return tr, s
+	}
+	tests := []struct {
+		name     string
+		tok      Token
+		verified bool
+		want     Target
+	}{
+		{"empty", Token{}, false, Target{LSN: 0, Verified: true}},
+		{"behind the primary", Token{Present: true, LSN: 4000, Timeline: 2}, false, Target{LSN: 4000, Verified: true}},
+		{"unknown timeline", Token{Present: true, LSN: 4000}, false, Target{LSN: 4000, Verified: true}},
+		{"earlier timeline is cut to the start", Token{Present: true, LSN: 4000, Timeline: 1}, false, Target{LSN: 1000, Verified: true}},
+		{"ahead, unverified", Token{Present: true, LSN: 9000, Timeline: 2}, false, Target{LSN: 9000, Verdict: TokenUnverified}},
+		{"ahead, clamped once verified", Token{Present: true, LSN: 9000, Timeline: 2}, true,
+			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
+		{"forged maximum", Token{Present: true, LSN: 1<<64 - 1}, true,
+			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
+		{"later timeline, unverified", Token{Present: true, LSN: 10, Timeline: 7}, false, Target{LSN: 10, Verdict: TokenUnverified}},
+		{"later timeline, clamped", Token{Present: true, LSN: 10, Timeline: 7}, true,
+			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, s := setup()
+			require.Equal(t, tt.want, tr.Target(s, tt.tok, tt.verified))
+		})
+	}
+}
+
+func TestAdvanceToken(t *testing.T) {
+	tests := []struct {
+		name       string
+		tok, next  Token
+		wantLSN    LSN
+		wantTLI    uint32
+		wantExists bool
+	}{
+		{"empty takes the commit", Token{}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
+		{"later wins", Token{Present: true, LSN: 3, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
+		{"earlier keeps", Token{Present: true, LSN: 9, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 1}, 9, 1, true},
+		{"unknown timeline learns it", Token{Present: true, LSN: 3}, Token{Present: true, LSN: 5, Timeline: 4}, 5, 4, true},
+		{"a later timeline than the cluster's is replaced", Token{Present: true, LSN: 9000, Timeline: 7}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
+		{"an earlier timeline is replaced", Token{Present: true, LSN: 9000, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 2}, 5, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := AdvanceToken(tt.tok, tt.next)
+			require.Equal(t, Token{Present: tt.wantExists, LSN: tt.wantLSN, Timeline: tt.wantTLI}, got)
+		})
+	}
+}
+
+func TestWaitTimeoutEjectsOnlyForVerifiedFullWaits(t *testing.T) {
+	tests := []struct {
+		name           string
+		target         LSN
+		full, verified bool
+		ejected        bool
+	}{
+		{"full wait, verified", 100, true, true, true},
+		{"cut short by the caller's deadline", 100, false, true, false},
+		{"unverified token", 100, true, false, false},
+		{"beyond anything the primary said", 1 << 40, true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(pgwait.ScopeHandle, 1)
+			tr.ObservePrimaryPosition(200)
+			require.Equal(t, tt.ejected, tr.WaitTimedOut(0, tt.target, tt.full, tt.verified))
+			require.Equal(t, !tt.ejected, tr.InRotation(0))
+		})
+	}
+}
+
+func TestEjectedReplicaReturnsWhenCaughtUp(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	now := time.Unix(1000, 0)
+	tr.ObservePrimaryPosition(500)
+	require.True(t, tr.WaitTimedOut(0, 400, true, true))
+	require.False(t, tr.DueForProbe(0, now))
+	require.True(t, tr.DueForProbe(0, time.Now().Add(2*time.Second)))
+	require.False(t, tr.ProbeOK(0, 399), "not caught up yet")
+	require.False(t, tr.InRotation(0))
+	require.True(t, tr.ProbeOK(0, 400))
+	require.True(t, tr.InRotation(0))
+	require.Equal(t, LSN(400), tr.Replica(0).Replayed)
+}
+
+func TestProbeBackoffDoubles(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	now := time.Unix(1000, 0)
+	require.True(t, tr.ProbeFailed(0, Failed, now))
+	for fails, want := range []time.Duration{2, 4, 8, 8, 8} {
+		require.False(t, tr.ProbeFailed(0, Failed, now), "fail %d", fails)
+		require.False(t, tr.DueForProbe(0, now.Add(want*time.Second-time.Millisecond)))
+		require.True(t, tr.DueForProbe(0, now.Add(want*time.Second)))
+	}
+	require.Equal(t, Failed, tr.Replica(0).Reason)
+	require.True(t, tr.ProbeOK(0, 1))
+}
+
+func TestEjectForgetsPosition(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	tr.Confirmed(0, 100)
+	require.False(t, tr.NeedsWait(0, 100))
+	require.True(t, tr.Eject(0, Failed, time.Now()))
+	require.False(t, tr.Eject(0, Promoted, time.Now()), "already out")
+	require.Equal(t, Promoted, tr.Replica(0).Reason)
+	require.True(t, tr.NeedsWait(0, 100))
+	require.Equal(t, -1, tr.Pick(tr.NewSession(), 0))
+}
+
+func TestFailoverSetsPositionsAside(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	require.False(t, tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 10}))
+	s := tr.NewSession()
+	tr.PrimaryAnswered(s, 9000, false)
+	tr.Confirmed(0, 9000)
+	require.False(t, tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 9000}), "same history")
+	require.False(t, tr.ObservePrimary(Epoch{}), "unknown identity changes nothing")
+	require.True(t, tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 7000}))
+	require.Equal(t, LSN(7000), tr.Target(s, Token{}, false).LSN)
+	require.True(t, tr.NeedsWait(0, 1), "WAIT FOR LSN ignores timelines: nothing is known of the replica")
+	require.False(t, tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 9500}), "a stale primary changes nothing")
+	require.Equal(t, uint32(2), tr.Epoch().Timeline)
+	require.True(t, tr.ObservePrimary(Epoch{System: "rebuilt", Timeline: 1, Start: 50}))
+	require.Equal(t, LSN(50), tr.HighWater())
+}
+
+func TestPickLeastLag(t *testing.T) {
+	tr := New(Config{Scope: pgwait.ScopeHandle, Balance: pgwait.BalanceLeastLag, Replicas: 3})
+	s := tr.NewSession()
+	tr.Confirmed(0, 10)
+	tr.Confirmed(1, 30)
+	tr.Confirmed(2, 20)
+	require.Equal(t, 1, tr.Pick(s, 100), "the furthest ahead when none is caught up")
+	require.Equal(t, 1, tr.Pick(s, 15), "the current one when it needs no wait")
+	got := tr.Pick(s, 25, 1)
+	require.Equal(t, 2, got, "the furthest ahead among the others")
+	require.Equal(t, -1, tr.Pick(s, 0, 0, 1, 2))
+}
+
+func TestPickRoundRobinKeepsCurrent(t *testing.T) {
+	tr := New(Config{Balance: pgwait.BalanceRoundRobin, Replicas: 3})
+	seen := map[int]bool{}
+	for range 3 {
+		seen[tr.Pick(tr.NewSession(), 0)] = true
+	}
+	require.Len(t, seen, 3)
+	s := tr.NewSession()
+	first := tr.Pick(s, 0)
+	require.Equal(t, first, tr.Pick(s, 0))
+	tr.Eject(first, Failed, time.Now())
+	require.NotEqual(t, first, tr.Pick(s, 0))
+}
+
+// model is the reference the randomized test checks the tracker against:
+// the real positions of a simulated cluster, and for each session and the
+// handle every position the tracker was told about.
+type model struct {
+	primary  LSN   // the primary's real position
+	replayed []LSN // each replica's real position
+	wrote    []LSN // each session's latest commit
+	seen     []LSN // each session's latest read position
+	all      LSN   // every position any read or write reached
+}
+
+// TestAgainstModel drives the tracker with random operations on a
+// simulated cluster and checks, after each read, the guarantees pgwait
+// gives: a read's target covers what its scope requires (read-your-writes,
+// monotonic reads, the token), a skipped wait is really replayed, a target
+// never exceeds the primary's real position (tokens are clamped), and only
+// replicas in rotation are picked.
+func TestAgainstModel(t *testing.T) {
+	for seed := range uint64(200) {
+		for _, scope := range []pgwait.Scope{pgwait.ScopeHandle, pgwait.ScopeConn, pgwait.ScopeToken} {
+			runModel(t, seed, scope)
+		}
+	}
+}
+
+func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
+	rng := rand.New(rand.NewPCG(seed, uint64(scope)))
+	const nrep, nses = 3, 4
+	tr := New(Config{Scope: scope, Balance: pgwait.Balance(rng.IntN(3)), Replicas: nrep, HealthInterval: time.Millisecond})
+	tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 100})
+	m := model{primary: 100, replayed: make([]LSN, nrep), wrote: make([]LSN, nses), seen: make([]LSN, nses)}
+	sessions := make([]*Session, nses)
+	tokens := make([]Token, nses)
+	for i := range sessions {
+		sessions[i] = tr.NewSession()
+	}
+	for step := range 400 {
+		k := rng.IntN(nses)
+		s := sessions[k]
+		switch op := rng.IntN(8); op {
+		case 0, 1: // a write commits on the primary
+			m.primary += LSN(1 + rng.IntN(50))
+			tokens[k] = AdvanceToken(tokens[k], tr.PrimaryAnswered(s, m.primary, false))
+			m.wrote[k], m.all = m.primary, m.primary
+		case 2: // replicas replay
+			i := rng.IntN(nrep)
+			m.replayed[i] = m.primary - LSN(rng.IntN(int(m.primary-m.replayed[i])+1))
+		case 3: // a probe
+			i := rng.IntN(nrep)
+			if rng.IntN(4) == 0 {
+				tr.ProbeFailed(i, Failed, time.Now())
+			} else {
+				tr.ProbeOK(i, m.replayed[i])
+			}
+		case 4: // a hostile token replaces session k's
+			tokens[k] = Token{Present: true, LSN: LSN(rng.Uint64()), Timeline: uint32(rng.IntN(3))}
+		default: // a read
+			tok := tokens[k]
+			tg := tr.Target(s, tok, false)
+			if tg.Verdict == TokenUnverified {
+				tr.ObservePrimaryPosition(m.primary)
+				tg = tr.Target(s, tok, true)
+			}
+			if tg.Verdict == TokenClamped {
+				tokens[k] = tg.Clamp
+			}
+			require.LessOrEqual(t, tg.LSN, m.primary, "seed %d step %d: target beyond the primary", seed, step)
+			require.GreaterOrEqual(t, tg.LSN, m.seen[k], "seed %d step %d: monotonic reads", seed, step)
+			switch scope {
+			case pgwait.ScopeHandle:
+				require.GreaterOrEqual(t, tg.LSN, m.all, "seed %d step %d: handle read-your-writes", seed, step)
+			case pgwait.ScopeConn:
+				require.GreaterOrEqual(t, tg.LSN, m.wrote[k], "seed %d step %d: conn read-your-writes", seed, step)
+			}
+			if tok.Present && tg.Verdict == TokenOK {
+				require.GreaterOrEqual(t, tg.LSN, min(tok.LSN, m.primary), "seed %d step %d: token", seed, step)
+			}
+			i := tr.Pick(s, tg.LSN)
+			if i < 0 {
+				// Read on the primary: it reports its position after the read.
+				tokens[k] = AdvanceToken(tokens[k], tr.PrimaryAnswered(s, m.primary, true))
+				m.wrote[k] = max(m.wrote[k], m.primary)
+				m.seen[k], m.all = max(m.seen[k], m.primary), max(m.all, m.primary)
+				continue
+			}
+			require.True(t, tr.InRotation(i))
+			if !tr.NeedsWait(i, tg.LSN) {
+				require.GreaterOrEqual(t, m.replayed[i], tg.LSN, "seed %d step %d: skipped a wait the replica had not replayed", seed, step)
+			} else if m.replayed[i] >= tg.LSN {
+				tr.Confirmed(i, tg.LSN)
+			} else {
+				tr.WaitTimedOut(i, tg.LSN, true, tg.Verified)
+				continue
+			}
+			tr.ReplicaRead(s, i, tg.LSN)
+			saw := max(tg.LSN, tr.Replica(i).Replayed)
+			require.LessOrEqual(t, saw, m.replayed[i])
+			m.seen[k], m.all = max(m.seen[k], saw), max(m.all, saw)
+		}
+	}
+}
