@@ -36,6 +36,15 @@ type Stats struct {
 	// identifier or timeline) and the LSNs remembered from the old one were
 	// set aside.
 	Failovers uint64
+	// TokensReset counts tokens reset to the primary's position because
+	// they were ahead of everything the primary had written, or named a
+	// timeline it does not have (forged tokens, or tokens from a cluster
+	// since restored or rebuilt): see Token.Set.
+	TokensReset uint64
+	// PinnedConns counts connections pinned to the primary because a
+	// statement left state in the primary's session that replicas lack
+	// (a temporary table, set_config(), ...); see the package documentation.
+	PinnedConns uint64
 	// WaitTime is the total time reads spent waiting for replicas, and
 	// WaitHistogram how those waits were spread.
 	WaitTime      time.Duration

@@ -93,32 +93,52 @@ func (t *Token) Position() (LSN, uint32) {
 }
 
 // Advance moves the token to l if l is later, and reports whether it moved.
+// On a nil token it does nothing.
 func (t *Token) Advance(l LSN) bool {
 	return t.AdvanceOn(0, l)
 }
 
-// AdvanceOn moves the token to l on timeline tli (0: unknown). A later
-// timeline replaces the token's position; an earlier one is ignored; on the
-// same or an unknown timeline the later LSN wins. It reports whether the
-// token moved.
+// AdvanceOn moves the token to l on timeline tli (0: unknown), as pgwait
+// does after each statement the primary ran with the token: on the same or
+// an unknown timeline the later LSN wins; a position on another known
+// timeline replaces the token's, since the primary that reported it follows
+// that timeline now (whether the token's was earlier, from before a
+// failover, or later, from a cluster since rebuilt). It reports whether the
+// token changed.
 func (t *Token) AdvanceOn(tli uint32, l LSN) bool {
+	if t == nil {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case tli != 0 && t.timeline != 0 && tli < t.timeline:
-		return false
-	case tli != 0 && tli > t.timeline && t.timeline != 0:
+	if tli != 0 && t.timeline != 0 && tli != t.timeline {
 		t.lsn, t.timeline = l, tli
 		return true
 	}
+	moved := tli != 0 && t.timeline == 0
 	if tli != 0 {
 		t.timeline = tli
 	}
-	if l <= t.lsn {
-		return false
+	if l > t.lsn {
+		t.lsn = l
+		moved = true
 	}
-	t.lsn = l
-	return true
+	return moved
+}
+
+// Set replaces the token's position, even with an earlier one. pgwait uses
+// it to reset a token that is ahead of everything the primary has written,
+// or names a timeline the primary does not have: such a token was not issued
+// by the cluster's current history (it was forged, or comes from a cluster
+// since restored or rebuilt), and its reads would otherwise wait for a
+// position that may never come.
+func (t *Token) Set(l LSN, tli uint32) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lsn, t.timeline = l, tli
 }
 
 // String returns the token's text form: "" for an empty token, else its LSN

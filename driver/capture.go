@@ -25,9 +25,10 @@ import (
 //   - the statement, Sync, the LSN query, Sync: for everything else (DDL,
 //     VACUUM, CREATE INDEX CONCURRENTLY cannot run inside BEGIN).
 //
-// A read on the primary (a fallback, or forced) reads the LSN right after
-// the query, before one Sync: it bounds what the read saw, so that later
-// reads on a replica never go back in time (monotonic reads).
+// Every statement that commits on the primary is captured, reads included:
+// a SELECT may call a function that writes, and a read's position bounds
+// what it saw, so that later reads on a replica never go back in time
+// (monotonic reads).
 //
 // BEGIN, COMMIT and the LSN query are prepared once per connection. The raw
 // insert position is mapped back to the end of the last record
@@ -118,7 +119,6 @@ type captureShape uint8
 const (
 	separateSync captureShape = iota // statement, Sync, LSN, Sync
 	inBlock                          // BEGIN, statement, COMMIT, LSN, Sync
-	afterRead                        // statement, LSN, Sync: a read on the primary
 )
 
 // startCapture sends a write and its LSN capture in one round trip and

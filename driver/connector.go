@@ -18,9 +18,7 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
-	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgwait/pgwait"
-	"github.com/pgwait/pgwait/internal/lsn"
+	"github.com/pgwait/pgwait/internal/tracker"
 )
 
 // Name is the name the driver registers with database/sql.
@@ -42,13 +40,22 @@ func init() {
 // what pgwait.ParseConfig reads.
 type Driver struct{}
 
-// Open opens one connection; database/sql calls OpenConnector instead.
+// Open opens one connection over a connector of its own, which the
+// connection closes (with its replica probes) when it is closed.
+// database/sql calls OpenConnector instead, once per sql.DB.
 func (d Driver) Open(dsn string) (sqldriver.Conn, error) {
 	c, err := d.OpenConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return c.Connect(context.Background())
+	connector := c.(*Connector)
+	conn, err := connector.Connect(context.Background())
+	if err != nil {
+		connector.Close()
+		return nil, err
+	}
+	conn.(*Conn).ownsConnector = true
+	return conn, nil
 }
 
 // OpenConnector parses dsn once per sql.DB.
@@ -60,96 +67,31 @@ func (Driver) OpenConnector(dsn string) (sqldriver.Connector, error) {
 	return NewConnector(cfg)
 }
 
-// Connector opens pgwait connections that share one consistency state: the
-// handle-wide write high-water mark, what each replica is known to have
-// replayed, and which primary (system, timeline) the LSNs belong to. Use one
-// Connector per sql.DB; sql.DB.Close closes it.
+// Connector opens pgwait connections that share one consistency state (a
+// tracker.Tracker: the handle's positions, what each replica is known to
+// have replayed and whether it is in rotation, which primary the positions
+// belong to). Use one Connector per sql.DB; sql.DB.Close closes it.
 type Connector struct {
 	cfg      pgwait.Config
 	primary  sqldriver.Connector
 	replicas []*replica
-
-	highWater atomic.Uint64 // LSN of the latest write through this handle
-	seen      atomic.Uint64 // a position some read through this handle saw
-	next      atomic.Uint32 // round-robin position among replicas
-	stats     counters
-
-	epochMu sync.Mutex
-	epoch   epoch        // the primary the LSNs belong to
-	gen     atomic.Int64 // bumped at each failover
-
-	health healthChecker
+	track    *tracker.Tracker
+	stats    counters
+	health   healthChecker
 }
 
-// epoch identifies a primary's WAL history: a failover changes the system
-// identifier (a rebuilt cluster) or the timeline (a promoted replica).
-type epoch struct {
-	system   string
-	timeline uint32
-	// start is the new primary's WAL position when pgwait first saw it:
-	// LSNs remembered from the old primary past it may never exist here.
-	start lsn.LSN
-}
-
-// replica is one replica and what is known about it.
+// replica is one replica's connection settings; what is known of its state
+// lives in the tracker, under the replica's index.
 type replica struct {
+	index     int
 	addr      string
 	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
-	// replayed is an LSN this replica is known to have replayed: reads that
-	// need no more than this skip the wait.
-	replayed atomic.Uint64
-	// downUntil is when an ejected replica may be probed again (unix
-	// nanoseconds); 0 while it is in rotation.
-	downUntil atomic.Int64
-	// needs is what an ejected replica must have replayed to come back (the
-	// LSN a wait timed out on).
-	needs atomic.Uint64
-	fails atomic.Int32
 }
 
-// usable reports whether r is in rotation.
-func (r *replica) usable() bool { return r.downUntil.Load() == 0 }
-
-func (r *replica) confirm(l lsn.LSN) { raise(&r.replayed, l) }
-
-// Backoff for ejected replicas: probes that keep failing double the wait
-// before the next one, from the health interval up to maxBackoff.
+// maxBackoff bounds the backoff of a replica whose probes keep failing:
+// they double the wait before the next one from the health interval up.
 const maxBackoff = 30 * time.Second
-
-// eject takes r out of rotation until a probe finds it healthy and, when
-// needs is set (the LSN a wait timed out on), caught up to it. Reads call it;
-// however many reads see the same trouble, the first probe comes one health
-// interval later. A replica ejected for an error may have crashed and come
-// back behind what it had replayed: what was known of it is forgotten.
-func (c *Connector) eject(r *replica, needs lsn.LSN) {
-	if needs == 0 {
-		r.replayed.Store(0)
-	}
-	if r.downUntil.CompareAndSwap(0, time.Now().Add(c.cfg.HealthInterval).UnixNano()) {
-		r.fails.Store(1)
-		c.stats.ejections.Add(1)
-	}
-	raise(&r.needs, needs)
-}
-
-// probeFailed ejects r after a failed probe, doubling the backoff with each
-// failure in a row.
-func (c *Connector) probeFailed(r *replica) {
-	r.replayed.Store(0)
-	fails := r.fails.Add(1)
-	backoff := min(c.cfg.HealthInterval<<min(fails-1, 10), maxBackoff)
-	if r.downUntil.Swap(time.Now().Add(backoff).UnixNano()) == 0 {
-		c.stats.ejections.Add(1)
-	}
-}
-
-// readmit puts r back in rotation.
-func (r *replica) readmit() {
-	r.fails.Store(0)
-	r.needs.Store(0)
-	r.downUntil.Store(0)
-}
 
 // NewConnector returns a connector for cfg, for sql.OpenDB.
 func NewConnector(cfg *pgwait.Config) (*Connector, error) {
@@ -164,7 +106,7 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 		c.cfg.HealthInterval = pgwait.DefaultHealthInterval
 	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
-	for _, rc := range cfg.Replicas {
+	for i, rc := range cfg.Replicas {
 		rc = rc.Copy()
 		// A wait abandoned by a client that went away must not linger on
 		// the replica: have the server check the client while it waits.
@@ -172,11 +114,19 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 			rc.RuntimeParams["client_connection_check_interval"] = "1000"
 		}
 		c.replicas = append(c.replicas, &replica{
+			index:     i,
 			addr:      pgwait.Addr(rc),
 			cfg:       rc,
 			connector: stdlib.GetConnector(*rc),
 		})
 	}
+	c.track = tracker.New(tracker.Config{
+		Scope:          c.cfg.Scope,
+		Balance:        c.cfg.Balance,
+		Replicas:       len(c.replicas),
+		HealthInterval: c.cfg.HealthInterval,
+		MaxBackoff:     maxBackoff,
+	})
 	c.health.init(c)
 	return c, nil
 }
@@ -185,7 +135,7 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 // connections open on first use.
 func (c *Connector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 	c.health.start()
-	conn := &Conn{c: c, gen: c.gen.Load()}
+	conn := &Conn{c: c, session: c.track.NewSession()}
 	// Open the primary now so that a wrong DSN or a down primary fails here,
 	// as with any other driver.
 	if _, err := conn.primarySide(ctx); err != nil {
@@ -206,107 +156,9 @@ func (c *Connector) Driver() sqldriver.Driver { return Driver{} }
 // Config returns a copy of the connector's configuration.
 func (c *Connector) Config() pgwait.Config { return c.cfg }
 
-// HighWater returns the LSN of the latest write made through the connector.
-func (c *Connector) HighWater() pgwait.LSN { return pgwait.LSN(c.highWater.Load()) }
-
-func (c *Connector) observeWrite(l lsn.LSN) { raise(&c.highWater, l) }
-
-// raise moves v up to l if l is later.
-func raise(v *atomic.Uint64, l lsn.LSN) {
-	for {
-		cur := v.Load()
-		if uint64(l) <= cur || v.CompareAndSwap(cur, uint64(l)) {
-			return
-		}
-	}
-}
-
-// currentEpoch returns the primary the connector's LSNs belong to.
-func (c *Connector) currentEpoch() epoch {
-	c.epochMu.Lock()
-	defer c.epochMu.Unlock()
-	return c.epoch
-}
-
-// observePrimary records the identity of a primary just connected to. When
-// it differs from the one before, the primary failed over: LSNs remembered
-// past the new primary's start are set aside.
-func (c *Connector) observePrimary(e epoch) {
-	if e.system == "" {
-		return
-	}
-	c.epochMu.Lock()
-	defer c.epochMu.Unlock()
-	old := c.epoch
-	switch {
-	case old.system == "":
-		c.epoch = e
-		return
-	case old.system == e.system && old.timeline == e.timeline:
-		return
-	case old.system == e.system && e.timeline < old.timeline:
-		return // a connection to a stale primary; the newer timeline stands
-	}
-	c.epoch = e
-	c.gen.Add(1)
-	c.stats.failovers.Add(1)
-	for _, v := range []*atomic.Uint64{&c.highWater, &c.seen} {
-		for {
-			cur := v.Load()
-			if cur <= uint64(e.start) || v.CompareAndSwap(cur, uint64(e.start)) {
-				break
-			}
-		}
-	}
-	for _, r := range c.replicas {
-		r.replayed.Store(0)
-	}
-}
-
-// replicaFor picks the replica for a read that must see target. current is
-// the replica the connection used last (nil if none). It returns nil when no
-// replica is in rotation.
-func (c *Connector) replicaFor(current *replica, target lsn.LSN) *replica {
-	n := len(c.replicas)
-	if n == 0 {
-		return nil
-	}
-	if c.cfg.Balance != pgwait.BalanceLeastLag {
-		if current != nil && current.usable() {
-			return current
-		}
-		start := int(c.next.Add(1))
-		if c.cfg.Balance == pgwait.BalanceRandom {
-			start = rand.IntN(n)
-		}
-		for i := range n {
-			if r := c.replicas[(start+i)%n]; r.usable() {
-				return r
-			}
-		}
-		return nil
-	}
-	// Least lag: the current replica if it needs no wait, else one that
-	// needs no wait (in turn), else the one furthest ahead.
-	if current != nil && current.usable() && lsn.LSN(current.replayed.Load()) >= target {
-		return current
-	}
-	var best *replica
-	start := int(c.next.Add(1))
-	for i := range n {
-		r := c.replicas[(start+i)%n]
-		if !r.usable() {
-			continue
-		}
-		if lsn.LSN(r.replayed.Load()) >= target {
-			return r
-		}
-		if best == nil || r.replayed.Load() > best.replayed.Load() || r == current && r.replayed.Load() == best.replayed.Load() {
-			best = r
-		}
-	}
-	return best
-}
+// HighWater returns the handle's position: the latest write made, or
+// position read, through the connector.
+func (c *Connector) HighWater() pgwait.LSN { return pgwait.LSN(c.track.HighWater()) }
 
 // StatsOf returns the statistics of a *sql.DB opened with the pgwait driver.
 func StatsOf(ctx context.Context, db *sql.DB) (pgwait.Stats, error) {
@@ -349,7 +201,7 @@ func (c *Connector) Stats() pgwait.Stats { return c.stats.snapshot() }
 type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
-	ejections, failovers atomic.Uint64
+	ejections, failovers, tokensReset, pins atomic.Uint64
 	waitNanos            atomic.Int64
 	waitBuckets          [14]atomic.Uint64
 }
@@ -374,6 +226,8 @@ func (k *counters) snapshot() pgwait.Stats {
 		ReplicaErrors:   k.replicaErrors.Load(),
 		Ejections:       k.ejections.Load(),
 		Failovers:       k.failovers.Load(),
+		TokensReset:     k.tokensReset.Load(),
+		PinnedConns:     k.pins.Load(),
 		WaitTime:        time.Duration(k.waitNanos.Load()),
 		WaitHistogram:   make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}

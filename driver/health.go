@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwait/pgwait/internal/lsn"
+	"github.com/pgwait/pgwait/internal/tracker"
 )
 
 // healthChecker probes every replica on the connector's health interval over
@@ -51,9 +52,7 @@ func (h *healthChecker) run() {
 	defer func() {
 		for _, pc := range h.conns {
 			if pc != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				pc.Close(ctx)
-				cancel()
+				closeProbe(pc)
 			}
 		}
 	}()
@@ -67,7 +66,7 @@ func (h *healthChecker) run() {
 		}
 		now := time.Now()
 		for i, r := range h.c.replicas {
-			if d := r.downUntil.Load(); d != 0 && now.UnixNano() < d {
+			if !h.c.track.DueForProbe(i, now) {
 				continue // ejected: wait out the backoff
 			}
 			h.probe(i, r)
@@ -84,24 +83,33 @@ func (h *healthChecker) probe(i int, r *replica) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
 	defer cancel()
 	replayed, inRecovery, err := h.query(ctx, i, r)
+	track, stats := h.c.track, &h.c.stats
 	switch {
 	case h.ctx.Err() != nil:
 		return // closing
 	case err != nil:
-		h.c.probeFailed(r)
+		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
+			stats.ejections.Add(1)
+		}
 	case !inRecovery:
 		// Promoted: it no longer follows the primary. Keep it out; a probe
 		// after the backoff looks again (it may have been rebuilt).
-		if r.downUntil.Load() == 0 {
-			h.c.stats.promotions.Add(1)
+		if track.ProbeFailed(i, tracker.Promoted, time.Now()) {
+			stats.ejections.Add(1)
+			stats.promotions.Add(1)
 		}
-		h.c.probeFailed(r)
 	default:
-		r.confirm(replayed)
-		if r.downUntil.Load() != 0 && replayed >= lsn.LSN(r.needs.Load()) {
-			r.readmit()
-		}
+		track.ProbeOK(i, replayed)
 	}
+}
+
+// closeTimeout bounds the goodbye sent when a probe connection is closed.
+const closeTimeout = time.Second
+
+func closeProbe(pc *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	pc.Close(ctx)
 }
 
 func (h *healthChecker) query(ctx context.Context, i int, r *replica) (lsn.LSN, bool, error) {
@@ -116,7 +124,7 @@ func (h *healthChecker) query(ctx context.Context, i int, r *replica) (lsn.LSN, 
 	}
 	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
 	if res.Err != nil {
-		pc.Close(context.Background())
+		closeProbe(pc)
 		h.conns[i] = nil
 		return 0, false, res.Err
 	}

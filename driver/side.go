@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgwait/pgwait/internal/lsn"
+	"github.com/pgwait/pgwait/internal/tracker"
 )
 
 // stmtCacheSize bounds the statements a side keeps prepared, like pgx's own
@@ -476,49 +477,84 @@ func (s *side) poll(ctx context.Context, target lsn.LSN, timeout time.Duration) 
 
 // identify reads which primary this is: its system identifier, its current
 // timeline and WAL position. Sent as two pipelined queries so that a role
-// not allowed to read pg_control_system() still gets the timeline. An
-// identity it cannot read is left empty, which turns failover detection off
-// for this connection.
-func (s *side) identify(ctx context.Context) epoch {
+// not allowed to read pg_control_system() still gets the timeline (its
+// system is then "unknown", and only timeline changes are noticed). Failing
+// to read the timeline is an error: failover detection must not be off
+// silently.
+func (s *side) identify(ctx context.Context) (tracker.Epoch, error) {
 	p := s.pg.StartPipeline(ctx)
 	p.SendQueryParams("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8), pg_current_wal_insert_lsn()::text", nil, nil, nil, nil)
 	p.SendPipelineSync()
 	p.SendQueryParams("SELECT system_identifier::text FROM pg_control_system()", nil, nil, nil, nil)
 	if err := p.Sync(); err != nil {
 		p.Close()
-		return epoch{}
+		return tracker.Epoch{}, err
 	}
-	var e epoch
-	var tliText, lsnText, system string
-	if res, err := p.GetResults(); err == nil {
-		if rr, ok := res.(*pgconn.ResultReader); ok {
-			for rr.NextRow() {
-				tliText, lsnText = string(rr.Values()[0]), string(rr.Values()[1])
-			}
-			rr.Close()
+	var first, second []string
+	var err error
+	first, err = readRow(p, 2)
+	if err == nil {
+		if res, syncErr := p.GetResults(); syncErr != nil || !isSync(res) {
+			err = unexpected("sync after the timeline", res, syncErr)
 		}
 	}
-	p.GetResults() // sync
-	if res, err := p.GetResults(); err == nil {
-		if rr, ok := res.(*pgconn.ResultReader); ok {
-			for rr.NextRow() {
-				system = string(rr.Values()[0])
-			}
-			rr.Close()
+	if err == nil {
+		var pgErr *pgconn.PgError
+		if second, err = readRow(p, 1); errors.As(err, &pgErr) {
+			second, err = []string{"unknown"}, nil // not allowed to read pg_control_system()
 		}
 	}
-	p.Close()
-	tli, err := strconv.ParseUint(tliText, 16, 32)
+	if closeErr := p.Close(); err == nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(closeErr, &pgErr) {
+			err = closeErr
+		}
+	}
 	if err != nil {
-		return epoch{}
+		return tracker.Epoch{}, err
 	}
-	start, err := lsn.Parse(lsnText)
+	tli, err := strconv.ParseUint(first[0], 16, 32)
 	if err != nil {
-		return epoch{}
+		return tracker.Epoch{}, fmt.Errorf("pgwait: timeline %q: %w", first[0], err)
 	}
-	if system == "" {
-		system = "unknown" // timeline changes are still seen
+	start, err := lsn.Parse(first[1])
+	if err != nil {
+		return tracker.Epoch{}, err
 	}
-	e.system, e.timeline, e.start = system, uint32(tli), start
-	return e
+	return tracker.Epoch{System: second[0], Timeline: uint32(tli), Start: start}, nil
+}
+
+// readRow reads a pipelined query's result of one row of n text columns.
+func readRow(p *pgconn.Pipeline, n int) ([]string, error) {
+	res, err := p.GetResults()
+	if err != nil {
+		return nil, err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return nil, unexpected("a row", res, nil)
+	}
+	var row []string
+	for rr.NextRow() {
+		row = row[:0]
+		for _, v := range rr.Values() {
+			row = append(row, string(v))
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, err
+	}
+	if len(row) != n {
+		return nil, fmt.Errorf("pgwait: protocol: expected a row of %d columns, got %d", n, len(row))
+	}
+	return row, nil
+}
+
+// currentLSN reads the primary's current WAL position, mapped as captures
+// are.
+func (s *side) currentLSN(ctx context.Context) (lsn.LSN, error) {
+	if err := s.prepareCapture(ctx); err != nil {
+		return 0, err
+	}
+	return s.readLSN(s.pg.ExecStatement(ctx, s.capture.lsn, nil, nil, nil))
 }

@@ -11,24 +11,29 @@ import (
 
 	"github.com/pgwait/pgwait"
 	"github.com/pgwait/pgwait/internal/classify"
-	"github.com/pgwait/pgwait/internal/lsn"
+	"github.com/pgwait/pgwait/internal/tracker"
 )
 
 // Tx is a transaction on one server: a read-only transaction on a replica
 // (which first waits for the scope's LSN), anything else on the primary.
 // Every statement of the transaction runs on that server.
 type Tx struct {
-	conn    *Conn
-	side    *side
-	ctx     context.Context // BeginTx's context: its token is advanced on commit
-	primary bool
-	wrote   bool // a statement that may write ran (primary only)
+	conn     *Conn
+	side     *side
+	ctx      context.Context // BeginTx's context: its token is advanced on commit
+	primary  bool
+	readOnly bool
 }
 
+// rollbackTimeout bounds the ROLLBACK of a transaction, which runs whatever
+// the state of the caller's context.
+const rollbackTimeout = 5 * time.Second
+
 // BeginTx starts a transaction. Read-only transactions go to a replica unless
-// the context forces the primary or the isolation level is serializable
-// (which a hot standby does not offer); the replica first waits, in the same
-// round trip as BEGIN, for the writes the read must see.
+// the context forces the primary, the connection is pinned to the primary,
+// or the isolation level is serializable (which a hot standby does not
+// offer); the replica first waits, in the same round trip as BEGIN, for the
+// writes the read must see.
 func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver.Tx, error) {
 	if c.tx != nil {
 		return nil, errors.New("pgwait: a transaction is already open on this connection")
@@ -37,7 +42,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 	if err != nil {
 		return nil, err
 	}
-	if opts.ReadOnly && len(c.c.replicas) > 0 && pgwait.RouteFrom(ctx) != pgwait.RoutePrimary &&
+	if opts.ReadOnly && len(c.c.replicas) > 0 && pgwait.RouteFrom(ctx) != pgwait.RoutePrimary && !c.pinned &&
 		!c.primaryInBlock() && sql.IsolationLevel(opts.Isolation) != sql.LevelSerializable {
 		tx, err := c.beginReplica(ctx, begin)
 		if tx != nil || err != nil {
@@ -52,76 +57,48 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 	if err := s.simple(ctx, begin); err != nil {
 		return nil, err
 	}
-	c.tx = &Tx{conn: c, side: s, ctx: ctx, primary: true}
+	c.tx = &Tx{conn: c, side: s, ctx: ctx, primary: true, readOnly: opts.ReadOnly}
 	return c.tx, nil
 }
 
 // beginReplica opens a read-only transaction on a replica. It returns nil, nil
 // when the primary should take the transaction instead.
 func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
-	target := c.target(ctx)
-	s, err := c.replicaSide(ctx, target)
+	tg := c.target(ctx)
+	s, err := c.replicaSide(ctx, tg.LSN)
 	if err != nil {
 		if c.c.cfg.NoReplica == pgwait.NoReplicaFail && ctx.Err() == nil {
 			return nil, pgwait.ErrNoReplica
 		}
 		return nil, nil
 	}
-	rep := s.rep
-	if target <= lsn.LSN(rep.replayed.Load()) || c.usePolling(s) && target == 0 {
-		if err := s.simple(ctx, begin); err != nil {
-			return nil, c.replicaBeginFailed(ctx, s, err)
-		}
-		c.tx = &Tx{conn: c, side: s, ctx: ctx}
-		return c.tx, nil
-	}
-	ms, ok := c.waitBudget(ctx)
-	if !ok {
-		c.c.stats.waitTimeouts.Add(1)
-		return nil, c.timeoutError(rep, target, 0)
-	}
-	c.c.stats.waits.Add(1)
-	start := time.Now()
-	var status string
-	if c.usePolling(s) {
-		status, err = s.poll(ctx, target, time.Duration(ms)*time.Millisecond)
-		if err == nil && status == waitSuccess {
-			err = s.simple(ctx, begin)
-		}
+	w := waitInfo{target: tg.LSN, status: waitSuccess}
+	if c.c.track.NeedsWait(s.rep.index, tg.LSN) {
+		w, err = c.wait(ctx, s, tg, func(ms int64) (string, error) {
+			if c.usePolling(s) {
+				status, err := s.poll(ctx, tg.LSN, time.Duration(ms)*time.Millisecond)
+				if err == nil && status == waitSuccess {
+					err = s.simple(ctx, begin)
+				}
+				return status, err
+			}
+			return s.beginWait(ctx, begin, tg.LSN, ms)
+		})
 	} else {
-		status, err = s.beginWait(ctx, begin, target, ms)
+		err = s.simple(ctx, begin)
 	}
-	c.c.stats.observeWait(time.Since(start))
 	if err != nil {
 		return nil, c.replicaBeginFailed(ctx, s, err)
 	}
-	switch status {
+	switch w.status {
 	case waitSuccess:
-		rep.confirm(target)
-		c.seen = lsn.Max(c.seen, target)
-		c.tx = &Tx{conn: c, side: s, ctx: ctx}
+		c.c.track.ReplicaRead(c.session, s.rep.index, tg.LSN)
+		c.tx = &Tx{conn: c, side: s, ctx: ctx, readOnly: true}
 		return c.tx, nil
 	case waitTimeout:
-		c.c.stats.waitTimeouts.Add(1)
-		if ms >= c.c.cfg.WaitTimeout.Milliseconds() {
-			c.c.eject(rep, target)
-		}
-		return nil, c.timeoutError(rep, target, ms)
-	case waitNotInRecovery:
-		c.c.stats.promotions.Add(1)
-		c.c.eject(rep, 0)
-		c.dropSide(s)
-		return nil, nil
+		return nil, c.timeoutError(s, w)
 	}
-	return nil, errors.New("pgwait: WAIT FOR LSN on replica " + rep.addr + " answered " + status)
-}
-
-// timeoutError is nil under the primary-fallback policy.
-func (c *Conn) timeoutError(rep *replica, target lsn.LSN, ms int64) error {
-	if c.c.cfg.OnTimeout == pgwait.TimeoutFail {
-		return &pgwait.WaitTimeoutError{Replica: rep.addr, LSN: pgwait.LSN(target), Timeout: time.Duration(ms) * time.Millisecond}
-	}
-	return nil
+	return nil, nil // promoted: the primary takes it
 }
 
 // replicaBeginFailed returns nil (use the primary) when the replica broke,
@@ -129,7 +106,7 @@ func (c *Conn) timeoutError(rep *replica, target lsn.LSN, ms int64) error {
 func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error {
 	if s.broken() && ctx.Err() == nil {
 		c.c.stats.replicaErrors.Add(1)
-		c.c.eject(s.rep, 0)
+		c.eject(s.rep, tracker.Failed)
 		c.dropSide(s)
 		return nil
 	}
@@ -137,43 +114,59 @@ func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error
 }
 
 func (tx *Tx) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
-	tx.noteWrite(query)
 	cls := tx.conn.classify(query)
 	if isScript(cls, args) {
-		return result(tx.side.execScript(ctx, query))
+		tag, err := tx.side.execScript(ctx, query)
+		tx.after(cls, query, err)
+		return result(tag, err)
 	}
 	tag, err := tx.side.exec(ctx, query, args)
-	if err == nil {
-		dropsStatements(tx.side, cls)
-	}
+	tx.after(cls, query, err)
 	return result(tag, err)
 }
 
 func (tx *Tx) query(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {
-	tx.noteWrite(query)
-	return wrapRows(tx.side.query(ctx, query, args))
+	cls := tx.conn.classify(query)
+	r, err := tx.side.query(ctx, query, args)
+	tx.after(cls, query, err)
+	return wrapRows(r, err)
 }
 
-func (tx *Tx) noteWrite(query string) {
-	if tx.primary && !tx.wrote && tx.conn.classify(query).Kind != classify.Read {
-		tx.wrote = true
+// after records what a statement inside the transaction did to the session
+// of its server. A SET inside a transaction is undone by a rollback and
+// stays only on its server: it pins the connection, as statements that
+// leave session state do.
+func (tx *Tx) after(cls classify.Result, query string, err error) {
+	if err != nil {
+		return
+	}
+	if !tx.primary {
+		if cls.Reason == "DEALLOCATE statement" {
+			tx.side.resetStatements()
+		}
+		return
+	}
+	tx.conn.afterPrimary(cls, query, nil)
+	if cls.Kind == classify.Session && len(tx.conn.c.replicas) > 0 {
+		tx.conn.pin()
 	}
 }
 
-// Commit commits; on the primary, after a write, it captures the commit's LSN
-// in the same round trip.
+// Commit commits. On the primary, a transaction that was not read-only has
+// its commit's LSN read in the same round trip, whatever its statements
+// were: a SELECT may call a function that writes.
 func (tx *Tx) Commit() error {
 	c := tx.conn
 	if c.tx != tx {
-		return errors.New("pgwait: transaction already closed")
+		return errTxClosed
 	}
 	c.tx = nil
-	if tx.primary && tx.wrote {
+	if tx.primary && !tx.readOnly && c.tracking(tx.ctx) {
 		l, err := tx.side.commitCapture(tx.ctx)
 		if err != nil {
 			return err
 		}
-		c.committed(tx.ctx, l)
+		c.answered(tx.ctx, classify.Result{Kind: classify.Write}, l)
 		return nil
 	}
 	mrr := tx.side.pg.Exec(tx.ctx, "COMMIT")
@@ -187,14 +180,17 @@ func (tx *Tx) Commit() error {
 	return nil
 }
 
-// Rollback rolls the transaction back.
+// Rollback rolls the transaction back, within rollbackTimeout whatever the
+// caller's context; a connection that cannot roll back is closed.
 func (tx *Tx) Rollback() error {
 	c := tx.conn
 	if c.tx != tx {
-		return errors.New("pgwait: transaction already closed")
+		return errTxClosed
 	}
 	c.tx = nil
-	err := tx.side.simple(context.WithoutCancel(tx.ctx), "ROLLBACK")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), rollbackTimeout)
+	defer cancel()
+	err := tx.side.simple(ctx, "ROLLBACK")
 	var pgErr *pgconn.PgError
 	if err != nil && !errors.As(err, &pgErr) {
 		tx.side.std.Close()

@@ -108,6 +108,15 @@ type Result struct {
 	// semicolons aside). A script of several statements cannot be prepared:
 	// it runs through the simple protocol, without arguments.
 	Statements int
+	// Pins reports that the text may leave state in the session of the
+	// server that runs it which no other server's session has: temporary
+	// tables, sequences and views (CREATE TEMP ..., SELECT INTO), SQL-level
+	// prepared statements (PREPARE), cursors (DECLARE), LISTEN, LOAD,
+	// session advisory locks, and values set by set_config() or setseed().
+	// A connection that ran it must keep running its statements on that
+	// server. Plain SET and RESET are Session statements instead: they can
+	// be replayed on every server.
+	Pins bool
 }
 
 // Reasons shared by several code paths.
@@ -138,6 +147,7 @@ func Classify(sql string) Result {
 		if !st.empty {
 			count++
 			res.Query = res.Query && st.query
+			res.Pins = res.Pins || st.pins
 			res.DML = res.DML && (st.query || isDMLReason(st.reason))
 			switch st.kind {
 			case Write:
@@ -187,6 +197,7 @@ type statement struct {
 	kind   Kind
 	query  bool
 	reason string
+	pins   bool // see Result.Pins
 }
 
 // classifyStatement consumes one statement, up to and including its ';', and
@@ -268,7 +279,22 @@ func classifyCommand(lx *lexer, first token) (statement, bool) {
 		if first.is("prepare") {
 			reason = "PREPARE statement"
 		}
-		return finish(lx, second, statement{kind: Write, reason: reason})
+		return finish(lx, second, statement{kind: Write, reason: reason, pins: first.is("prepare")})
+	case first.is("create"):
+		// CREATE [OR REPLACE] [GLOBAL | LOCAL] {TEMP | TEMPORARY} ...
+		t := lx.next()
+		for range 4 {
+			if t.is("temp") || t.is("temporary") {
+				return finish(lx, t, statement{kind: Write, reason: "CREATE TEMP statement", pins: true})
+			}
+			if !(t.is("or") || t.is("replace") || t.is("global") || t.is("local") || t.is("unlogged")) {
+				break
+			}
+			t = lx.next()
+		}
+		return finish(lx, t, statement{kind: Write, reason: commandReason(first.text)})
+	case first.is("declare"), first.is("listen"), first.is("load"):
+		return finish(lx, lx.next(), statement{kind: Write, reason: commandReason(first.text), pins: true})
 	default:
 		return writeStatement(lx, first, commandReason(first.text))
 	}
@@ -280,16 +306,20 @@ func writeStatement(lx *lexer, t token, reason string) (statement, bool) {
 	return finish(lx, t, statement{kind: Write, reason: reason})
 }
 
-// finish skips tokens from t to the end of the statement and returns st.
+// finish skips tokens from t to the end of the statement and returns st,
+// noting calls to functions that pin the session on the way.
 func finish(lx *lexer, t token, st statement) (statement, bool) {
+	var prev token
 	for {
 		switch {
 		case t.kind == tokEOF:
 			return st, false
 		case t.isPunct(';'):
 			return st, true
+		case t.isPunct('('):
+			st.pins = st.pins || pinningCall(prev)
 		}
-		t = lx.next()
+		prev, t = t, lx.next()
 	}
 }
 
@@ -383,6 +413,7 @@ func scanQuery(lx *lexer, first token) (statement, bool) {
 				return st, true
 			case '(':
 				reason = calledFunction(prev)
+				st.pins = st.pins || pinningCall(prev)
 			}
 		case tokWord:
 			if !label {
@@ -392,7 +423,10 @@ func scanQuery(lx *lexer, first token) (statement, bool) {
 			case afterFor && lockingReasons[kw] != "":
 				reason = lockingReasons[kw]
 			case kw == kwInto:
+				// SELECT INTO TEMP makes a temporary table; a plain one
+				// pins too, which costs little for so rare a statement.
 				reason, notQuery = reasonSelectInto, true
+				st.pins = true
 			case sawWith && kw >= kwInsert:
 				reason, notQuery = reasonDataWith, true
 			}
@@ -402,7 +436,7 @@ func scanQuery(lx *lexer, first token) (statement, bool) {
 		// longer a query reports why.
 		switch {
 		case notQuery && st.query:
-			st = statement{kind: Write, reason: reason}
+			st = statement{kind: Write, reason: reason, pins: st.pins}
 		case reason != "" && st.kind == Read:
 			st.kind, st.reason = Write, reason
 		}

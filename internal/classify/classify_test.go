@@ -355,3 +355,45 @@ func TestDML(t *testing.T) {
 		}
 	}
 }
+
+func TestPins(t *testing.T) {
+	tests := []struct {
+		sql  string
+		pins bool
+	}{
+		{"SELECT 1", false},
+		{"SELECT set_config('app.tenant', $1, false)", true},
+		{"SELECT SET_CONFIG('app.tenant', 'a', false)", true},
+		{`SELECT "set_config"('app.tenant', 'a', false)`, true},
+		{`SELECT U&"set_config"('a', 'b', false)`, true},
+		{"WITH t AS (SELECT set_config('a', 'b', false)) SELECT * FROM t", true},
+		{"SELECT current_setting('app.tenant')", false},
+		{"SELECT setseed(0.5)", true},
+		{"SELECT pg_advisory_lock(1)", true},
+		{"SELECT pg_try_advisory_lock_shared(1)", true},
+		{"SELECT pg_advisory_xact_lock(1)", false},
+		{"CREATE TEMP TABLE t (a int)", true},
+		{"create temporary table t (a int)", true},
+		{"CREATE GLOBAL TEMPORARY TABLE t (a int)", true},
+		{"CREATE OR REPLACE TEMP VIEW v AS SELECT 1", true},
+		{"CREATE TEMP SEQUENCE s", true},
+		{"CREATE TABLE t (a int)", false},
+		{"CREATE UNLOGGED TABLE t (a int)", false},
+		{"SELECT * INTO TEMP t FROM x", true},
+		{"PREPARE p AS SELECT 1", true},
+		{"PREPARE TRANSACTION 'x'", false},
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", true},
+		{"LISTEN chan", true},
+		{"LOAD 'auto_explain'", true},
+		{"INSERT INTO t VALUES (set_config('a', 'b', false))", true},
+		{"UPDATE t SET a = 1", false},
+		{"SET app.tenant = 'a'", false},
+		{"SELECT 1; SELECT set_config('a', 'b', false)", true},
+		{"SELECT 'set_config(' || x FROM t", false},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.sql).Pins; got != tt.pins {
+			t.Errorf("Classify(%q).Pins = %v, want %v", tt.sql, got, tt.pins)
+		}
+	}
+}

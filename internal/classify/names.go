@@ -125,6 +125,40 @@ func deniedCall(name string, quoted bool) string {
 	return ""
 }
 
+// pinningFunctions are the functions whose effect stays in the session of the
+// server that runs them (see Result.Pins). Transaction-level advisory locks
+// (pg_advisory_xact_lock) end with the statement's transaction and do not pin.
+var pinningFunctions = map[string]bool{
+	"set_config": true, "setseed": true,
+	"pg_advisory_lock": true, "pg_advisory_lock_shared": true,
+	"pg_try_advisory_lock": true, "pg_try_advisory_lock_shared": true,
+	"dblink_connect": true, "dblink_connect_u": true, "dblink_open": true,
+	"lo_open": true,
+}
+
+// pinningCall reports whether the word before a '(' names a pinning
+// function. Unquoted names fold to lower case; a quoted name must match
+// exactly; a U&"..." name could spell any of them.
+func pinningCall(name token) bool {
+	switch name.kind {
+	case tokWord:
+		if len(name.text) > len("pg_try_advisory_lock_shared") {
+			return false
+		}
+		var buf [len("pg_try_advisory_lock_shared")]byte
+		lower := buf[:len(name.text)]
+		for i := 0; i < len(name.text); i++ {
+			lower[i] = toLower(name.text[i])
+		}
+		return pinningFunctions[string(lower)]
+	case tokQuotedIdent:
+		return pinningFunctions[name.text]
+	case tokUnicodeIdent:
+		return true
+	}
+	return false
+}
+
 // maxNameLen bounds the names deniedCall looks at; PostgreSQL truncates
 // identifiers to 63 bytes.
 const maxNameLen = 63

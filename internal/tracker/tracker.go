@@ -245,26 +245,6 @@ func (t *Tracker) PrimaryAnswered(s *Session, l LSN, read bool) Token {
 	return Token{Present: true, LSN: l, Timeline: t.epoch.Timeline}
 }
 
-// AdvanceToken returns where a token at tok moves after the primary reported
-// next: on the same (or an unknown) timeline the later position wins; a
-// token on another timeline than next's names a history this cluster's
-// primary no longer follows, so next replaces it (next covers everything the
-// caller wrote on the current history).
-func AdvanceToken(tok, next Token) Token {
-	if !tok.Present {
-		return next
-	}
-	if tok.Timeline != 0 && next.Timeline != 0 && tok.Timeline != next.Timeline {
-		return next
-	}
-	out := tok
-	out.LSN = max(tok.LSN, next.LSN)
-	if next.Timeline != 0 {
-		out.Timeline = next.Timeline
-	}
-	return out
-}
-
 // ReplicaRead records that replica i served a read of s that waited for (or
 // did not need to wait for) target: s and the handle never see less again.
 func (t *Tracker) ReplicaRead(s *Session, i int, target LSN) {

@@ -89,29 +89,6 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func TestAdvanceToken(t *testing.T) {
-	tests := []struct {
-		name       string
-		tok, next  Token
-		wantLSN    LSN
-		wantTLI    uint32
-		wantExists bool
-	}{
-		{"empty takes the commit", Token{}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
-		{"later wins", Token{Present: true, LSN: 3, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
-		{"earlier keeps", Token{Present: true, LSN: 9, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 1}, 9, 1, true},
-		{"unknown timeline learns it", Token{Present: true, LSN: 3}, Token{Present: true, LSN: 5, Timeline: 4}, 5, 4, true},
-		{"a later timeline than the cluster's is replaced", Token{Present: true, LSN: 9000, Timeline: 7}, Token{Present: true, LSN: 5, Timeline: 1}, 5, 1, true},
-		{"an earlier timeline is replaced", Token{Present: true, LSN: 9000, Timeline: 1}, Token{Present: true, LSN: 5, Timeline: 2}, 5, 2, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := AdvanceToken(tt.tok, tt.next)
-			require.Equal(t, Token{Present: tt.wantExists, LSN: tt.wantLSN, Timeline: tt.wantTLI}, got)
-		})
-	}
-}
-
 func TestWaitTimeoutEjectsOnlyForVerifiedFullWaits(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -248,17 +225,19 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 	tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 100})
 	m := model{primary: 100, replayed: make([]LSN, nrep), wrote: make([]LSN, nses), seen: make([]LSN, nses)}
 	sessions := make([]*Session, nses)
-	tokens := make([]Token, nses)
+	tokens := make([]*pgwait.Token, nses)
 	for i := range sessions {
 		sessions[i] = tr.NewSession()
+		tokens[i] = new(pgwait.Token)
 	}
+	advance := func(tok *pgwait.Token, next Token) { tok.AdvanceOn(next.Timeline, pgwait.LSN(next.LSN)) }
 	for step := range 400 {
 		k := rng.IntN(nses)
 		s := sessions[k]
 		switch op := rng.IntN(8); op {
 		case 0, 1: // a write commits on the primary
 			m.primary += LSN(1 + rng.IntN(50))
-			tokens[k] = AdvanceToken(tokens[k], tr.PrimaryAnswered(s, m.primary, false))
+			advance(tokens[k], tr.PrimaryAnswered(s, m.primary, false))
 			m.wrote[k], m.all = m.primary, m.primary
 		case 2: // replicas replay
 			i := rng.IntN(nrep)
@@ -271,16 +250,17 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 				tr.ProbeOK(i, m.replayed[i])
 			}
 		case 4: // a hostile token replaces session k's
-			tokens[k] = Token{Present: true, LSN: LSN(rng.Uint64()), Timeline: uint32(rng.IntN(3))}
+			tokens[k].Set(pgwait.LSN(rng.Uint64()), uint32(rng.IntN(3)))
 		default: // a read
-			tok := tokens[k]
+			l, tli := tokens[k].Position()
+			tok := Token{Present: l != 0, LSN: LSN(l), Timeline: tli}
 			tg := tr.Target(s, tok, false)
 			if tg.Verdict == TokenUnverified {
 				tr.ObservePrimaryPosition(m.primary)
 				tg = tr.Target(s, tok, true)
 			}
 			if tg.Verdict == TokenClamped {
-				tokens[k] = tg.Clamp
+				tokens[k].Set(pgwait.LSN(tg.Clamp.LSN), tg.Clamp.Timeline)
 			}
 			require.LessOrEqual(t, tg.LSN, m.primary, "seed %d step %d: target beyond the primary", seed, step)
 			require.GreaterOrEqual(t, tg.LSN, m.seen[k], "seed %d step %d: monotonic reads", seed, step)
@@ -296,7 +276,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 			i := tr.Pick(s, tg.LSN)
 			if i < 0 {
 				// Read on the primary: it reports its position after the read.
-				tokens[k] = AdvanceToken(tokens[k], tr.PrimaryAnswered(s, m.primary, true))
+				advance(tokens[k], tr.PrimaryAnswered(s, m.primary, true))
 				m.wrote[k] = max(m.wrote[k], m.primary)
 				m.seen[k], m.all = max(m.seen[k], m.primary), max(m.all, m.primary)
 				continue
