@@ -161,7 +161,7 @@ const (
 	// TokenClamped: the token is ahead of the primary's current position, or
 	// on a timeline the primary does not have: it was not issued by this
 	// cluster's history (forged, or from a restored or rebuilt cluster).
-	// Target uses the primary's position instead, and the caller should
+	// Target uses the handle's position instead, and the caller should
 	// reset the token to Clamp.
 	TokenClamped
 )
@@ -210,9 +210,14 @@ func (t *Tracker) Target(s *Session, tok Token, verified bool) Target {
 			res.Verdict, res.Verified = TokenUnverified, false
 			break
 		}
+		// Reset it to the handle's position: a record end the primary
+		// reported, cheap to wait for. (The primary's current insert
+		// position may lie in a record not yet flushed, and waiting for it
+		// can take the WAL writer's delay.) The token covers no write of
+		// this history, so nothing is lost.
 		res.Verdict = TokenClamped
-		res.Clamp = Token{Present: true, LSN: t.primary, Timeline: cur}
-		l = t.primary
+		res.Clamp = Token{Present: true, LSN: t.handle, Timeline: cur}
+		l = t.handle
 	}
 	res.LSN = max(target, l)
 	return res

@@ -60,6 +60,7 @@ func TestTokens(t *testing.T) {
 		tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 1000})
 		s := tr.NewSession()
 		tr.PrimaryAnswered(s, 5000, false)
+		tr.ObservePrimaryPosition(6000)
 		return tr, s
 	}
 	tests := []struct {
@@ -74,6 +75,8 @@ func TestTokens(t *testing.T) {
 		{"earlier timeline is cut to the start", Token{Present: true, LSN: 4000, Timeline: 1}, false, Target{LSN: 1000, Verified: true}},
 		{"ahead, unverified", Token{Present: true, LSN: 9000, Timeline: 2}, false, Target{LSN: 9000, Verdict: TokenUnverified}},
 		{"ahead, clamped once verified", Token{Present: true, LSN: 9000, Timeline: 2}, true,
+			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
+		{"ahead of a position the primary reported outside statements", Token{Present: true, LSN: 7000, Timeline: 2}, true,
 			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
 		{"forged maximum", Token{Present: true, LSN: 1<<64 - 1}, true,
 			Target{LSN: 5000, Verdict: TokenClamped, Verified: true, Clamp: Token{Present: true, LSN: 5000, Timeline: 2}}},
