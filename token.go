@@ -66,14 +66,23 @@ func ParseToken(s string) (*Token, error) {
 		text = s[:at]
 		tli, err = strconv.ParseUint(s[at+1:], 10, 32)
 		if err != nil || tli == 0 {
-			return nil, fmt.Errorf("%w %q: the timeline after @ must be a positive decimal number", lsn.ErrSyntax, s)
+			return nil, fmt.Errorf("pgwait: token %s: %w: the timeline after @ must be a decimal number from 1 to 4294967295; pass the text Token.String returned, or \"\" for no token", quoteShort(s), lsn.ErrSyntax)
 		}
 	}
-	l, err := ParseLSN(text)
+	l, err := lsn.Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pgwait: token %s: %w: want an LSN such as 16/B374D848, optionally followed by @ and its timeline; pass the text Token.String returned, or \"\" for no token", quoteShort(s), lsn.ErrSyntax)
 	}
-	return &Token{lsn: l, timeline: uint32(tli)}, nil
+	return &Token{lsn: LSN(l), timeline: uint32(tli)}, nil
+}
+
+// quoteShort quotes s for an error message, cut to its first 40 bytes: a
+// token comes from outside (a header, a cookie) and may be long.
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // LSN returns the token's position; zero for an empty token.
@@ -93,6 +102,8 @@ func (t *Token) Position() (LSN, uint32) {
 }
 
 // Advance moves the token to l if l is later, and reports whether it moved.
+// On a nil *Token it does nothing and returns false, as String and Position
+// treat a nil token as empty.
 func (t *Token) Advance(l LSN) bool {
 	return t.AdvanceOn(0, l)
 }
@@ -100,8 +111,11 @@ func (t *Token) Advance(l LSN) bool {
 // AdvanceOn moves the token to l on timeline tli (0: unknown). A later
 // timeline replaces the token's position; an earlier one is ignored; on the
 // same or an unknown timeline the later LSN wins. It reports whether the
-// token moved.
+// token moved. On a nil *Token it does nothing and returns false.
 func (t *Token) AdvanceOn(tli uint32, l LSN) bool {
+	if t == nil {
+		return false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {

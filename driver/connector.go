@@ -354,9 +354,12 @@ type counters struct {
 	waitBuckets          [14]atomic.Uint64
 }
 
+// waitBounds are the histogram's bucket bounds, copied once.
+var waitBounds = pgwait.WaitBucketBounds()
+
 func (k *counters) observeWait(d time.Duration) {
 	k.waitNanos.Add(int64(d))
-	i, _ := slices.BinarySearch(pgwait.WaitBucketBounds, d)
+	i, _ := slices.BinarySearch(waitBounds, d)
 	k.waitBuckets[i].Add(1)
 }
 
@@ -378,8 +381,8 @@ func (k *counters) snapshot() pgwait.Stats {
 		WaitHistogram:   make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}
 	for i := range k.waitBuckets {
-		if i < len(pgwait.WaitBucketBounds) {
-			st.WaitHistogram[i].UpTo = pgwait.WaitBucketBounds[i]
+		if i < len(waitBounds) {
+			st.WaitHistogram[i].UpTo = waitBounds[i]
 		}
 		st.WaitHistogram[i].Count = k.waitBuckets[i].Load()
 	}
