@@ -79,7 +79,7 @@ func TestParseConfigErrors(t *testing.T) {
 		dsn, want string
 	}{
 		{"postgres://app:hunter2@db1/app?pgwait_wait_timeout=soon", "pgwait_wait_timeout"},
-		{"postgres://app:hunter2@db1/app?pgwait_wait_timeout=0", "at least 1ms"},
+		{"postgres://app:hunter2@db1/app?pgwait_wait_timeout=0", "from 1ms to"},
 		{"postgres://app:hunter2@db1/app?pgwait_on_timeout=retry", "want primary or error"},
 		{"postgres://app:hunter2@db1/app?pgwait_scope=global", "want handle, conn or token"},
 		{"postgres://app:hunter2@db1/app?pgwait_wait_method=sleep", "want auto, wait_for_lsn or poll"},

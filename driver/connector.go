@@ -151,16 +151,17 @@ func (r *replica) readmit() {
 	r.downUntil.Store(0)
 }
 
-// NewConnector returns a connector for cfg, for sql.OpenDB.
+// NewConnector returns a connector for cfg, for sql.OpenDB. It refuses a
+// config that cfg.Validate refuses, with the same error.
 func NewConnector(cfg *pgwait.Config) (*Connector, error) {
-	if cfg == nil || cfg.Primary == nil {
-		return nil, errors.New("pgwait: the config has no primary; build it with pgwait.ParseConfig")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	c := &Connector{cfg: *cfg}
-	if c.cfg.WaitTimeout < time.Millisecond {
+	if c.cfg.WaitTimeout == 0 {
 		c.cfg.WaitTimeout = pgwait.DefaultWaitTimeout
 	}
-	if c.cfg.HealthInterval <= 0 {
+	if c.cfg.HealthInterval == 0 {
 		c.cfg.HealthInterval = pgwait.DefaultHealthInterval
 	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
