@@ -235,6 +235,38 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 // Errors say what to change and never repeat a password, the primary's or
 // a replica's.
 func ParseConfig(dsn string) (*Config, error) {
+	cfg, err := parseConfig(dsn)
+	if err != nil {
+		return nil, redact(err, dsn)
+	}
+	return cfg, nil
+}
+
+// redact hides in err every password of dsn, its own and its replica URLs':
+// pgwait's own errors do not quote them, and pgx's are built without them,
+// but a value pgwait quotes may happen to hold one.
+func redact(err error, dsn string) error {
+	s, perr := parseSettings(dsn)
+	if perr != nil {
+		return err
+	}
+	secrets := s.secrets()
+	for _, item := range splitReplicas(s[keyReplicas]) {
+		if r, perr := parseSettings(item); perr == nil && isURL(item) {
+			secrets = append(secrets, r.secrets()...)
+		}
+	}
+	msg := err.Error()
+	for _, secret := range secrets {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
+
+func parseConfig(dsn string) (*Config, error) {
 	s, err := parseSettings(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgwait: the connection string is %w", err)
@@ -276,24 +308,27 @@ func connConfig(s settings, what string) (*pgx.ConnConfig, error) {
 	return cc, nil
 }
 
-// safeError returns the error pgx gives for s without its secrets: the
-// password is left out, and sslpassword (which pgx needs to read an
-// encrypted client key) is handed over through a callback.
+// safeError returns the error pgx gives for s, built without s's secrets
+// and without the connection string pgx quotes (a value there may be a
+// misplaced password): the password is left out, and sslpassword (which pgx
+// needs to read an encrypted client key) is handed over through a callback.
 func safeError(s settings) error {
 	opts := pgx.ParseConfigOptions{ParseConfigOptions: pgconn.ParseConfigOptions{
 		GetSSLPassword: func(context.Context) string { return s["sslpassword"] },
 	}}
-	_, err := pgx.ParseConfigWithOptions(s.without(secretKeys...).keywordValue(false), opts)
+	text := s.without(secretKeys...).keywordValue(false)
+	_, err := pgx.ParseConfigWithOptions(text, opts)
 	if err == nil {
 		return errors.New("pgx refused the settings; check the password and sslpassword settings")
 	}
-	msg := err.Error()
-	for _, secret := range s.secrets() {
-		if strings.Contains(msg, secret) {
-			return errors.New(strings.ReplaceAll(msg, secret, "xxxxx"))
-		}
+	msg, ok := strings.CutPrefix(err.Error(), "cannot parse `"+text+"`: ")
+	if !ok {
+		return errors.New("pgx refused the settings")
 	}
-	return err
+	for _, secret := range s.secrets() {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	return errors.New(msg)
 }
 
 func (c *Config) set(key, value string) (err error) {
@@ -453,7 +488,8 @@ func splitHostPort(replica string, defaultPort uint16) (string, uint16, error) {
 	} else if strings.Count(replica, ":") == 1 || strings.ContainsAny(replica, "[]") {
 		return "", 0, fmt.Errorf("%s: %s", quoteShort(replica), want)
 	}
-	if host == "" || strings.ContainsAny(host, "[]") {
+	ip, _, _ := strings.Cut(host, "%") // an IPv6 zone: fe80::1%eth0
+	if host == "" || strings.ContainsAny(host, "[]") || strings.Contains(host, ":") && net.ParseIP(ip) == nil {
 		return "", 0, fmt.Errorf("%s: %s", quoteShort(replica), want)
 	}
 	return host, port, nil
