@@ -186,3 +186,29 @@ func TestReplicaTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxWaitTimeout: issue 9 item 7. A wait timeout of 2^31 ms or more made
+// every wait fail with SQLSTATE 22023; MaxWaitTimeout is the largest the
+// server takes, and reads wait with it.
+func TestMaxWaitTimeout(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ms := pgwait.MaxWaitTimeout.Milliseconds()
+	require.NoError(t, pgtest.Exec(t.Context(), c.ReplicaDSN(0), fmt.Sprintf("WAIT FOR LSN '0/1' WITH (TIMEOUT %d, NO_THROW)", ms)))
+	err := pgtest.Exec(t.Context(), c.ReplicaDSN(0), fmt.Sprintf("WAIT FOR LSN '0/1' WITH (TIMEOUT %d, NO_THROW)", ms+1))
+	require.ErrorContains(t, err, "22023", "the server refuses one millisecond more")
+
+	_, err = pgwait.ParseConfig(c.PrimaryDSN() + " pgwait_wait_timeout=597h")
+	require.ErrorContains(t, err, "want a duration from 1ms to 596h31m23.647s")
+
+	replica, err := pgx.ParseConfig(c.ReplicaDSN(0))
+	require.NoError(t, err)
+	db, err := sql.Open("pgwait", fmt.Sprintf("%s pgwait_on_timeout=error pgwait_wait_method=wait_for_lsn pgwait_wait_timeout=%d pgwait_replicas=%s",
+		c.PrimaryDSN(), ms, pgwait.Addr(replica)))
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(t.Context(), "CREATE TABLE max_wait (v int); INSERT INTO max_wait VALUES (1)")
+	require.NoError(t, err)
+	var v int
+	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT v FROM max_wait").Scan(&v))
+	assert.Equal(t, 1, v)
+}
