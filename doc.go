@@ -23,10 +23,12 @@
 // The DSN is a pgx/libpq connection string for the primary, URL or key=value
 // form, plus pgwait's own keys, which never reach the server:
 //
-//	pgwait_replicas      replicas as host, host:port or [ipv6]:port, comma
-//	                     separated, inheriting user, password, database and
-//	                     TLS from the primary; or full postgres:// URLs
-//	pgwait_wait_timeout  how long a read waits for its replica (default 1s)
+//	pgwait_replicas      replicas separated by spaces or commas: host,
+//	                     host:port or [ipv6]:port, inheriting everything but
+//	                     host and port from the primary's settings; or full
+//	                     postgres:// URLs, each running to the next space
+//	pgwait_wait_timeout  how long a read waits for its replica (default 1s,
+//	                     at most MaxWaitTimeout, WAIT FOR LSN's 2^31-1 ms)
 //	pgwait_on_timeout    primary (default: read from the primary) or error
 //	pgwait_scope         handle (default), conn or token: see Scope
 //	pgwait_wait_method   auto (default), wait_for_lsn or poll: see WaitMethod
@@ -35,8 +37,21 @@
 //	                     in rotation
 //	pgwait_health_interval  how often replicas are probed (default 1s)
 //
+// A replica given by host is connected to exactly as pgx would connect to
+// that host with the primary's settings: sslmode=verify-full checks the
+// replica's certificate against the replica's own host name or IP address,
+// sslmode=prefer and allow fall back to plaintext per replica, and a primary
+// on a Unix socket still gives TCP replicas the TLS the sslmode asks for. A
+// replica URL may name several hosts (postgres://ro@r1,r2/app), commas
+// included, so put a space, not a comma, after it; it may not hold pgwait_*
+// keys. Credentials and keyword=value settings are refused in the list:
+//
+//	host=primary user=app sslmode=verify-full pgwait_replicas='replica1 replica2:5433 postgres://ro@r3,r4/app'
+//	postgres://app@primary/app?pgwait_replicas=replica1,replica2:5433%20postgres://ro@r3,r4/app
+//
 // ParseConfig reads it into a Config, which driver.NewConnector turns into a
-// connector for sql.OpenDB.
+// connector for sql.OpenDB; Config.FormatDSN writes it back, and
+// Config.String does with passwords hidden. Errors never show a password.
 //
 // # Guarantees
 //

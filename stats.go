@@ -58,9 +58,15 @@ type WaitBucket struct {
 	Count uint64
 }
 
-// WaitBucketBounds are the upper bounds of Stats.WaitHistogram's buckets,
-// before the last, unbounded one.
-var WaitBucketBounds = []time.Duration{
+// WaitBucketBounds returns the upper bounds of Stats.WaitHistogram's
+// buckets, before the last, unbounded one, in increasing order. Each call
+// returns a new slice: changing it changes nothing else.
+func WaitBucketBounds() []time.Duration {
+	return append([]time.Duration(nil), waitBucketBounds[:]...)
+}
+
+// waitBucketBounds are WaitBucketBounds' values.
+var waitBucketBounds = [...]time.Duration{
 	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
 	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,

@@ -66,14 +66,23 @@ func ParseToken(s string) (*Token, error) {
 		text = s[:at]
 		tli, err = strconv.ParseUint(s[at+1:], 10, 32)
 		if err != nil || tli == 0 {
-			return nil, fmt.Errorf("%w %q: the timeline after @ must be a positive decimal number", lsn.ErrSyntax, s)
+			return nil, fmt.Errorf("pgwait: token %s: %w: the timeline after @ must be a decimal number from 1 to 4294967295; pass the text Token.String returned, or \"\" for no token", quoteShort(s), lsn.ErrSyntax)
 		}
 	}
-	l, err := ParseLSN(text)
+	l, err := lsn.Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pgwait: token %s: %w: want an LSN such as 16/B374D848, optionally followed by @ and its timeline; pass the text Token.String returned, or \"\" for no token", quoteShort(s), lsn.ErrSyntax)
 	}
-	return &Token{lsn: l, timeline: uint32(tli)}, nil
+	return &Token{lsn: LSN(l), timeline: uint32(tli)}, nil
+}
+
+// quoteShort quotes s for an error message, cut to its first 40 bytes: a
+// token comes from outside (a header, a cookie) and may be long.
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // LSN returns the token's position; zero for an empty token.
@@ -93,7 +102,8 @@ func (t *Token) Position() (LSN, uint32) {
 }
 
 // Advance moves the token to l if l is later, and reports whether it moved.
-// On a nil token it does nothing.
+// On a nil *Token it does nothing and returns false, as String and Position
+// treat a nil token as empty.
 func (t *Token) Advance(l LSN) bool {
 	return t.AdvanceOn(0, l)
 }
@@ -104,7 +114,7 @@ func (t *Token) Advance(l LSN) bool {
 // timeline replaces the token's, since the primary that reported it follows
 // that timeline now (whether the token's was earlier, from before a
 // failover, or later, from a cluster since rebuilt). It reports whether the
-// token changed.
+// token changed. On a nil *Token it does nothing and returns false.
 func (t *Token) AdvanceOn(tli uint32, l LSN) bool {
 	if t == nil {
 		return false
@@ -131,7 +141,7 @@ func (t *Token) AdvanceOn(tli uint32, l LSN) bool {
 // or names a timeline the primary does not have: such a token was not issued
 // by the cluster's current history (it was forged, or comes from a cluster
 // since restored or rebuilt), and its reads would otherwise wait for a
-// position that may never come.
+// position that may never come. On a nil *Token it does nothing.
 func (t *Token) Set(l LSN, tli uint32) {
 	if t == nil {
 		return

@@ -93,16 +93,18 @@ type replica struct {
 // they double the wait before the next one from the health interval up.
 const maxBackoff = 30 * time.Second
 
-// NewConnector returns a connector for cfg, for sql.OpenDB.
+// NewConnector returns a connector for cfg, for sql.OpenDB. It refuses a
+// config that cfg.Validate refuses, with the same error; a zero WaitTimeout
+// or HealthInterval means the default.
 func NewConnector(cfg *pgwait.Config) (*Connector, error) {
-	if cfg == nil || cfg.Primary == nil {
-		return nil, errors.New("pgwait: the config has no primary; build it with pgwait.ParseConfig")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	c := &Connector{cfg: *cfg}
-	if c.cfg.WaitTimeout < time.Millisecond {
+	if c.cfg.WaitTimeout == 0 {
 		c.cfg.WaitTimeout = pgwait.DefaultWaitTimeout
 	}
-	if c.cfg.HealthInterval <= 0 {
+	if c.cfg.HealthInterval == 0 {
 		c.cfg.HealthInterval = pgwait.DefaultHealthInterval
 	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
@@ -206,9 +208,12 @@ type counters struct {
 	waitBuckets          [14]atomic.Uint64
 }
 
+// waitBounds are the histogram's bucket bounds, copied once.
+var waitBounds = pgwait.WaitBucketBounds()
+
 func (k *counters) observeWait(d time.Duration) {
 	k.waitNanos.Add(int64(d))
-	i, _ := slices.BinarySearch(pgwait.WaitBucketBounds, d)
+	i, _ := slices.BinarySearch(waitBounds, d)
 	k.waitBuckets[i].Add(1)
 }
 
@@ -232,8 +237,8 @@ func (k *counters) snapshot() pgwait.Stats {
 		WaitHistogram:   make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}
 	for i := range k.waitBuckets {
-		if i < len(pgwait.WaitBucketBounds) {
-			st.WaitHistogram[i].UpTo = pgwait.WaitBucketBounds[i]
+		if i < len(waitBounds) {
+			st.WaitHistogram[i].UpTo = waitBounds[i]
 		}
 		st.WaitHistogram[i].Count = k.waitBuckets[i].Load()
 	}

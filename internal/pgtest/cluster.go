@@ -71,6 +71,18 @@ type Options struct {
 	// over pgtest's own, e.g. {"synchronous_commit": "off"}. Values are
 	// written quoted.
 	Settings map[string]string
+	// ServerTLS, when not empty, makes the servers accept TLS connections
+	// (ssl=on): server i (0 is the primary, 1, 2... the replicas in the
+	// order they are numbered from 0) uses ServerTLS[i], or the last entry
+	// when there are fewer. An entry without Cert leaves its server without
+	// TLS. pgtest copies the files beside the server's data directory,
+	// readable by the server only.
+	ServerTLS []KeyPair
+}
+
+// KeyPair is a server's TLS certificate (chain) and private key, both PEM.
+type KeyPair struct {
+	Cert, Key []byte
 }
 
 // NoReplicas as Options.Replicas starts a primary alone.
@@ -86,6 +98,7 @@ type Cluster struct {
 	primary  *node
 	replicas []*node
 	nextNode int
+	tls      []KeyPair
 	closed   bool
 	closeErr error
 }
@@ -171,7 +184,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	cl := &Cluster{binDir: binDir, cred: cred, dir: dir}
+	cl := &Cluster{binDir: binDir, cred: cred, dir: dir, tls: opts.ServerTLS}
 	defer func() {
 		if err != nil {
 			cl.Close()
@@ -238,7 +251,25 @@ func (c *Cluster) newNode() (*node, error) {
 	if err := chown(d, c.cred); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	return &node{name: name, dir: d, data: filepath.Join(d, "data"), logPath: filepath.Join(d, "postgres.log")}, nil
+	n := &node{name: name, dir: d, data: filepath.Join(d, "data"), logPath: filepath.Join(d, "postgres.log")}
+	if len(c.tls) > 0 {
+		kp := c.tls[min(c.nextNode-1, len(c.tls)-1)]
+		if len(kp.Cert) > 0 {
+			n.tlsCert, n.tlsKey = filepath.Join(d, "server.crt"), filepath.Join(d, "server.key")
+			for _, f := range []struct {
+				path string
+				data []byte
+			}{{n.tlsCert, kp.Cert}, {n.tlsKey, kp.Key}} {
+				if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+					return nil, fmt.Errorf("pgtest: %w", err)
+				}
+				if err := chown(f.path, c.cred); err != nil {
+					return nil, fmt.Errorf("pgtest: %w", err)
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // appendConfig adds pgtest's settings, then the caller's, to a

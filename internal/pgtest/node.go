@@ -25,6 +25,9 @@ type node struct {
 	logPath string
 	port    int
 	stale   bool // a former primary that a promotion left behind: rebuild it
+	// tlsCert and tlsKey, when set, are the files of the server's TLS
+	// certificate and key (Options.ServerTLS): it runs with ssl=on.
+	tlsCert, tlsKey string
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has exited and been reaped
@@ -77,8 +80,11 @@ func (c *Cluster) launch(n *node) error {
 	if fi, err := f.Stat(); err == nil {
 		n.logOff = fi.Size()
 	}
-	cmd := serverCmd(nil, c.cred, syscall.SIGQUIT, filepath.Join(c.binDir, "postgres"),
-		"-D", n.data, "-p", strconv.Itoa(n.port), "-c", "cluster_name=pgtest-"+n.name)
+	args := []string{"-D", n.data, "-p", strconv.Itoa(n.port), "-c", "cluster_name=pgtest-" + n.name}
+	if n.tlsCert != "" {
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+n.tlsCert, "-c", "ssl_key_file="+n.tlsKey)
+	}
+	cmd := serverCmd(nil, c.cred, syscall.SIGQUIT, filepath.Join(c.binDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := startCmd(cmd); err != nil {
 		return fmt.Errorf("pgtest: starting %s: %w", n.name, err)
