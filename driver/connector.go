@@ -204,8 +204,8 @@ type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
 	ejections, failovers, tokensReset, pins atomic.Uint64
-	waitNanos            atomic.Int64
-	waitBuckets          [14]atomic.Uint64
+	waitNanos                               atomic.Int64
+	waitBuckets                             [14]atomic.Uint64
 }
 
 // waitBounds are the histogram's bucket bounds, copied once.
