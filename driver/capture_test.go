@@ -51,8 +51,8 @@ func waitStatus(t testing.TB, replica *pgx.Conn, l lsn.LSN, timeoutMS int) strin
 // header, no record ever ends there, and a replica waits until other WAL
 // happens to be written.
 func TestInsertLSNPastPageHeaderHangsTheWait(t *testing.T) {
-	primary := connect(t, cluster.PrimaryDSN())
-	replica := connect(t, cluster.ReplicaDSN(0))
+	primary := connect(t, shared(t).PrimaryDSN())
+	replica := connect(t, shared(t).ReplicaDSN(0))
 	ctx := ctxT(t)
 	const block = 8192
 	// A non-transactional logical message of n payload bytes (n >= 256, one
@@ -99,16 +99,16 @@ var waldumpCommit = regexp.MustCompile(`len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(
 // after the end of the write's own commit record, and no later than the WAL
 // that exists.
 func TestCapturedLSNCoversTheCommitRecord(t *testing.T) {
-	waldump := filepath.Join(cluster.BinDir(), "pg_waldump")
-	cfg, err := pgwait.ParseConfig(dsnFor(t, cluster))
+	waldump := filepath.Join(shared(t).BinDir(), "pg_waldump")
+	cfg, err := pgwait.ParseConfig(dsnFor(t, shared(t)))
 	require.NoError(t, err)
 	connector, err := pgwaitdriver.NewConnector(cfg)
 	require.NoError(t, err)
 	db := sql.OpenDB(connector)
 	defer db.Close()
 	tbl := table(t, db)
-	primary := connect(t, cluster.PrimaryDSN())
-	replica := connect(t, cluster.ReplicaDSN(0))
+	primary := connect(t, shared(t).PrimaryDSN())
+	replica := connect(t, shared(t).ReplicaDSN(0))
 
 	for _, mode := range []string{"exec", "query", "tx"} {
 		t.Run(mode, func(t *testing.T) {
@@ -131,7 +131,7 @@ func TestCapturedLSNCoversTheCommitRecord(t *testing.T) {
 			captured := lsn.LSN(connector.HighWater())
 			to := currentInsertLSN(t, primary)
 
-			out, err := exec.Command(waldump, "--path", filepath.Join(cluster.PrimaryDataDir(), "pg_wal"),
+			out, err := exec.Command(waldump, "--path", filepath.Join(shared(t).PrimaryDataDir(), "pg_wal"),
 				"--start", from.String(), "--end", to.String(), "--rmgr", "Transaction").CombinedOutput()
 			require.NoError(t, err, "pg_waldump: %s", out)
 			var commitEnd lsn.LSN

@@ -36,7 +36,7 @@ func stats(t testing.TB, db *sql.DB) pgwait.Stats {
 }
 
 func TestReadYourWritesUnderConcurrency(t *testing.T) {
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	db.SetMaxOpenConns(16)
 	tbl := table(t, db)
 	const workers, pairs = 8, 10000
@@ -83,7 +83,7 @@ func TestReadYourWritesUnderConcurrency(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 
 	assert.True(t, onReplica(t, ctx, db, "SELECT pg_is_in_recovery()"), "a read goes to the replica")
@@ -127,7 +127,7 @@ func TestRouting(t *testing.T) {
 
 func TestReadOnlyRetryOnPrimary(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	fn := tbl + "_add"
 	_, err := db.Exec(`CREATE FUNCTION ` + fn + `(x text) RETURNS bool LANGUAGE sql AS $$
@@ -145,7 +145,7 @@ func TestReadOnlyRetryOnPrimary(t *testing.T) {
 }
 
 func TestErrorsStayPgx(t *testing.T) {
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	_, err := db.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", "dup")
 	require.NoError(t, err)
@@ -167,7 +167,7 @@ func TestErrorsStayPgx(t *testing.T) {
 
 func TestTransactions(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 
 	tx, err := db.BeginTx(ctx, nil)
@@ -218,7 +218,7 @@ func TestTransactions(t *testing.T) {
 
 func TestSQLTransactionBlockStaysOnPrimary(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
@@ -237,7 +237,7 @@ func TestSQLTransactionBlockStaysOnPrimary(t *testing.T) {
 
 func TestSessionSettingsFollowReads(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
 	defer conn.Close()
@@ -258,7 +258,7 @@ func TestSessionSettingsFollowReads(t *testing.T) {
 
 func TestTokenScope(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster, "pgwait_scope=token")
+	db := open(t, shared(t), "pgwait_scope=token")
 	tbl := table(t, db)
 
 	tok := new(pgwait.Token)
@@ -269,7 +269,7 @@ func TestTokenScope(t *testing.T) {
 
 	// The token travels as text, e.g. through an HTTP header, to another
 	// handle (another process, in real life).
-	other := open(t, cluster, "pgwait_scope=token")
+	other := open(t, shared(t), "pgwait_scope=token")
 	carried, err := pgwait.ParseToken(tok.String())
 	require.NoError(t, err)
 	var n int
@@ -279,7 +279,7 @@ func TestTokenScope(t *testing.T) {
 
 func TestRaw(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
 	defer conn.Close()
@@ -304,8 +304,8 @@ func TestRaw(t *testing.T) {
 
 func TestTypesScanLikePgxStdlib(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
-	std, err := sql.Open("pgx", cluster.ReplicaDSN(0))
+	db := open(t, shared(t))
+	std, err := sql.Open("pgx", shared(t).ReplicaDSN(0))
 	require.NoError(t, err)
 	defer std.Close()
 	const q = `SELECT true, 'x'::bytea, 1::int2, 2::int4, 3::int8, 1.5::float4, 2.5::float8, 1.25::numeric(5,2),
@@ -531,7 +531,7 @@ func TestSynchronousCommitOff(t *testing.T) {
 
 func TestNoReplicasMeansPrimary(t *testing.T) {
 	ctx := ctxT(t)
-	db, err := sql.Open("pgwait", cluster.PrimaryDSN())
+	db, err := sql.Open("pgwait", shared(t).PrimaryDSN())
 	require.NoError(t, err)
 	defer db.Close()
 	assert.False(t, onReplica(t, ctx, db, "SELECT pg_is_in_recovery()"))
@@ -562,7 +562,7 @@ func TestBadDSN(t *testing.T) {
 
 func TestScripts(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	name := fmt.Sprintf("script_%d", tableSeq.Add(1))
 	_, err := db.ExecContext(ctx, "CREATE TABLE "+name+" (a int); INSERT INTO "+name+" VALUES (1); INSERT INTO "+name+" VALUES (2)")
 	require.NoError(t, err, "a script of several statements without arguments runs, as with pgx")
@@ -588,7 +588,7 @@ func TestScripts(t *testing.T) {
 
 func TestWriteShapes(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
@@ -645,7 +645,7 @@ func TestWriteShapes(t *testing.T) {
 
 func TestPgxNamedArgs(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v, n) VALUES (@v, @n)", pgx.NamedArgs{"v": "named", "n": 7})
 	require.NoError(t, err)

@@ -152,7 +152,7 @@ func TestTenantSwitchesNeverLeak(t *testing.T) {
 
 func TestTemporaryTablesAreReadWhereTheyLive(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	tbl := table(t, db)
 	_, err := db.Exec("INSERT INTO " + tbl + " (v) SELECT g::text FROM generate_series(1, 5) g")
 	require.NoError(t, err)
@@ -182,7 +182,7 @@ func TestTemporaryTablesAreReadWhereTheyLive(t *testing.T) {
 
 func TestSessionAdvisoryLockPinsTheConnection(t *testing.T) {
 	ctx := ctxT(t)
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	eventuallyOnReplica(t, ctx, db)
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
@@ -246,9 +246,9 @@ func TestTokenFromALaterTimelineCoversOwnWrites(t *testing.T) {
 }
 
 func TestDriverOpenLeavesNothingBehind(t *testing.T) {
-	dsn := dsnFor(t, cluster)
+	dsn := dsnFor(t, shared(t))
 	countConns := func() int {
-		db := open(t, cluster)
+		db := open(t, shared(t))
 		var n int
 		require.NoError(t, db.QueryRowContext(pgwait.OnPrimary(context.Background()),
 			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'pgwait-open-test'").Scan(&n))

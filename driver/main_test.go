@@ -18,26 +18,38 @@ import (
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
-// cluster is the primary + replica the package's tests share. Tests that
-// stop, pause or promote servers start their own.
-var cluster *pgtest.Cluster
+// cluster is the primary + replica the package's tests share (nil without
+// PostgreSQL 19); tests reach it through shared. Tests that stop, pause or
+// promote servers start their own.
+var (
+	cluster    *pgtest.Cluster
+	clusterErr error
+)
 
+// TestMain starts the shared cluster. Without PostgreSQL 19 the tests that
+// need a server skip (fail, under pgtest.Required) and the others run.
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	c, err := pgtest.Start(ctx, pgtest.Options{})
+	cluster, clusterErr = pgtest.Start(ctx, pgtest.Options{})
 	cancel()
-	if err != nil {
-		if os.Getenv("PGWAIT_REQUIRE_PG") != "" || os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "driver tests need PostgreSQL 19:", err)
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "skipping driver integration tests:", err)
-		os.Exit(0)
+	if clusterErr != nil && pgtest.Required() {
+		fmt.Fprintln(os.Stderr, "driver tests need PostgreSQL 19:", clusterErr)
+		os.Exit(1)
 	}
-	cluster = c
 	code := m.Run()
-	c.Close()
+	if cluster != nil {
+		cluster.Close()
+	}
 	os.Exit(code)
+}
+
+// shared returns the shared cluster, or skips t when there is none.
+func shared(t testing.TB) *pgtest.Cluster {
+	t.Helper()
+	if cluster == nil {
+		t.Skipf("no PostgreSQL 19 for the driver's integration tests: %v", clusterErr)
+	}
+	return cluster
 }
 
 // hostPort returns host:port of a DSN.

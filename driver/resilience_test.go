@@ -160,7 +160,7 @@ func TestTracer(t *testing.T) {
 	ctx := ctxT(t)
 	var mu sync.Mutex
 	var events []pgwait.Event
-	cfg, err := pgwait.ParseConfig(dsnFor(t, cluster))
+	cfg, err := pgwait.ParseConfig(dsnFor(t, shared(t)))
 	require.NoError(t, err)
 	cfg.Tracer = pgwait.TracerFunc(func(e pgwait.Event) {
 		mu.Lock()
@@ -185,7 +185,7 @@ func TestTracer(t *testing.T) {
 	assert.Equal(t, pgwait.ServerPrimary, w.Server)
 	assert.NotZero(t, w.Committed)
 	assert.Equal(t, pgwait.ServerReplica, r.Server)
-	assert.Equal(t, hostPort(t, cluster.ReplicaDSN(0)), r.Addr)
+	assert.Equal(t, hostPort(t, shared(t).ReplicaDSN(0)), r.Addr)
 	assert.GreaterOrEqual(t, r.WaitedFor, w.Committed, "the read waited for the write")
 	assert.Equal(t, "success", r.WaitStatus)
 	assert.NoError(t, r.Err)
@@ -198,7 +198,7 @@ func TestTracer(t *testing.T) {
 }
 
 func TestReplicaChecksForDeadClients(t *testing.T) {
-	db := open(t, cluster)
+	db := open(t, shared(t))
 	var interval string
 	var inRecovery bool
 	require.NoError(t, db.QueryRow("SELECT current_setting('client_connection_check_interval'), pg_is_in_recovery()").Scan(&interval, &inRecovery))
@@ -208,7 +208,7 @@ func TestReplicaChecksForDeadClients(t *testing.T) {
 
 func TestNoReplicaPolicy(t *testing.T) {
 	ctx := ctxT(t)
-	db, err := sql.Open("pgwait", cluster.PrimaryDSN()+" pgwait_replicas=127.0.0.1:1 pgwait_no_replica=error")
+	db, err := sql.Open("pgwait", shared(t).PrimaryDSN()+" pgwait_replicas=127.0.0.1:1 pgwait_no_replica=error")
 	require.NoError(t, err)
 	defer db.Close()
 	var one int
@@ -218,7 +218,7 @@ func TestNoReplicaPolicy(t *testing.T) {
 	require.ErrorIs(t, err, pgwait.ErrNoReplica)
 	require.NoError(t, db.QueryRowContext(pgwait.OnPrimary(ctx), "SELECT 1").Scan(&one), "forced primary reads still work")
 
-	lenient, err := sql.Open("pgwait", cluster.PrimaryDSN()+" pgwait_replicas=127.0.0.1:1")
+	lenient, err := sql.Open("pgwait", shared(t).PrimaryDSN()+" pgwait_replicas=127.0.0.1:1")
 	require.NoError(t, err)
 	defer lenient.Close()
 	require.NoError(t, lenient.QueryRowContext(ctx, "SELECT 1").Scan(&one), "by default the primary serves reads no replica can")

@@ -1,0 +1,80 @@
+package driver
+
+// Server-free tests of the driver's pure helpers.
+
+import (
+	"context"
+	"database/sql"
+	sqldriver "database/sql/driver"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait/internal/lsn"
+)
+
+func TestWaitSQL(t *testing.T) {
+	assert.Equal(t, "WAIT FOR LSN '0/3000060' WITH (TIMEOUT 500, NO_THROW)", waitSQL(lsn.LSN(0x3000060), 500))
+	assert.Equal(t, "WAIT FOR LSN 'ffffffff/ffffffff' WITH (TIMEOUT 1, NO_THROW)", waitSQL(lsn.LSN(1<<64-1), 1))
+}
+
+func TestSessionKey(t *testing.T) {
+	tests := map[string]string{
+		"SET search_path TO app":            "search_path",
+		"SET SESSION search_path=app":       "search_path",
+		"set Application_Name = 'x'":        "application_name",
+		"RESET ALL":                         "all",
+		"RESET statement_timeout;":          "statement_timeout",
+		"SET ROLE app":                      "role",
+		"SET SESSION AUTHORIZATION DEFAULT": "authorization",
+		"SET":                               "SET",
+	}
+	for query, want := range tests {
+		assert.Equal(t, want, sessionKey(query), query)
+	}
+}
+
+func TestIsDiscardAll(t *testing.T) {
+	for query, want := range map[string]bool{
+		"DISCARD ALL": true, "discard all;": true, "  Discard   All ": true,
+		"DISCARD TEMP": false, "DISCARD": false, "SELECT 'DISCARD ALL'": false,
+	} {
+		assert.Equal(t, want, isDiscardAll(query), query)
+	}
+}
+
+func TestServerMajor(t *testing.T) {
+	for v, want := range map[string]int{"19rc1": 19, "15.18 (Debian 15.18-0+deb12u1)": 15, "9.6.24": 9, "": 0, "devel": 0} {
+		assert.Equal(t, want, serverMajor(v), v)
+	}
+}
+
+func TestBeginSQL(t *testing.T) {
+	tests := []struct {
+		opts sqldriver.TxOptions
+		want string
+	}{
+		{sqldriver.TxOptions{}, "BEGIN"},
+		{sqldriver.TxOptions{ReadOnly: true}, "BEGIN READ ONLY"},
+		{sqldriver.TxOptions{Isolation: sqldriver.IsolationLevel(sql.LevelSerializable)}, "BEGIN ISOLATION LEVEL SERIALIZABLE"},
+		{sqldriver.TxOptions{Isolation: sqldriver.IsolationLevel(sql.LevelSnapshot), ReadOnly: true}, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"},
+	}
+	for _, tt := range tests {
+		got, err := beginSQL(tt.opts)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got)
+	}
+	_, err := beginSQL(sqldriver.TxOptions{Isolation: sqldriver.IsolationLevel(sql.LevelLinearizable)})
+	assert.ErrorContains(t, err, "not supported")
+}
+
+func TestArguments(t *testing.T) {
+	q, args, err := arguments(context.Background(), "SELECT @a", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.NamedArgs{"a": 1}}})
+	require.NoError(t, err)
+	assert.Equal(t, "SELECT $1", q)
+	assert.Equal(t, []any{1}, args)
+	_, _, err = arguments(context.Background(), "SELECT 1", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.QueryExecModeSimpleProtocol}})
+	assert.ErrorContains(t, err, "not supported")
+}
