@@ -67,6 +67,12 @@
 //     started: by default every write made through the same *sql.DB, on any
 //     of its pooled connections. A Token extends this across handles,
 //     requests and processes.
+//   - What a read must see comes from what the primary answered, never from
+//     guessing what a statement does: every statement that commits on the
+//     primary outside a transaction (reads included: SELECT f() may call a
+//     function that writes), every COMMIT of a transaction that was not read
+//     only, and the end of a transaction block opened with SQL, has the
+//     primary's WAL position read after its commit, in the same round trip.
 //   - Reads do not go back in time: a read waits until its replica has
 //     replayed at least what earlier reads through the handle (or, in conn
 //     and token scope, the connection) are known to have seen, including
@@ -84,6 +90,51 @@
 //     captures the LSN.
 //   - Errors from PostgreSQL come back as *pgconn.PgError, unwrapped, so that
 //     errors.As and ORMs' error translation keep working.
+//
+// # Session state
+//
+// A pooled connection's statements may run on several servers, each with a
+// session of its own; the session that answers must hold the state the
+// application set. pgwait's rule:
+//
+//   - SET, RESET, SET ROLE and SET SESSION AUTHORIZATION, sent as statements
+//     of their own, run on the primary and on every replica connection the
+//     pooled connection holds, and are replayed on those it opens later.
+//   - A statement that leaves state only the server running it can hold pins
+//     the connection to the primary: all its later statements, reads and
+//     read-only transactions included, run there, until DISCARD ALL (which
+//     also closes its replica connections, so that new ones start clean).
+//     These are: temporary tables, sequences and views (CREATE TEMP ...,
+//     SELECT INTO), PREPARE, DECLARE, LISTEN, LOAD, session advisory locks
+//     (pg_advisory_lock, pg_try_advisory_lock and their _shared forms),
+//     set_config(), setseed(), dblink_connect and lo_open, wherever they
+//     appear in the statement (in a CTE or as an argument too), and a SET
+//     inside a transaction block (a ROLLBACK undoes it on the primary only).
+//     Stats.PinnedConns counts them. For a tenant switch that keeps reads on
+//     replicas, use SET app.tenant = '...' rather than set_config.
+//   - pgwait sees only what the statement's text shows. A user function that
+//     changes session state (calls set_config, takes a session advisory lock,
+//     creates a temporary table) must run on the primary, and its effect is
+//     not carried to replicas: call it with OnPrimary or a
+//     /* pgwait:primary */ hint, and issue the state the reads need as SET
+//     statements, or keep such a session on one server with OnPrimary.
+//
+// # Tokens
+//
+// A token's text comes from outside (a header, a cookie, a queue message),
+// so pgwait never trusts it to be honest. A token ahead of every position
+// the handle has seen from the primary is checked against the primary's
+// current WAL position (one primary round trip); a token still ahead of it,
+// or on a timeline the primary does not have, was not issued by the
+// cluster's current history (it is forged, or comes from a cluster since
+// restored or rebuilt): it is reset (Token.Set) to the handle's position
+// and counted in Stats.TokensReset, before any wait. A wait that times out
+// takes its replica out of the rotation only when the position waited for
+// is one the primary really reached and the whole wait timeout ran, so one
+// caller's token never sends everyone's reads to the primary. A write made
+// with a token on another timeline than the primary's moves the token onto
+// the primary's timeline (Token.AdvanceOn), so the caller's own writes are
+// always covered.
 //
 // # Replicas that fail, lag or get promoted
 //
