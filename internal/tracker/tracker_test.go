@@ -300,3 +300,38 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 		}
 	}
 }
+
+// FuzzTokens feeds hostile tokens to a tracker that has seen a primary at a
+// known position: whatever the token, a verified target never exceeds what
+// the primary reported, a clamp resets the token onto the primary's
+// timeline, and an honest token (at most the primary's position, on its
+// timeline) is honoured in full.
+func FuzzTokens(f *testing.F) {
+	f.Add(uint64(1<<64-1), uint32(0), uint64(5000))
+	f.Add(uint64(0x10), uint32(9), uint64(5000))
+	f.Add(uint64(4000), uint32(2), uint64(5000))
+	f.Add(uint64(4000), uint32(1), uint64(0))
+	f.Fuzz(func(t *testing.T, l uint64, tli uint32, primary uint64) {
+		tr := newTracker(pgwait.ScopeToken, 1)
+		tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 100})
+		s := tr.NewSession()
+		tr.PrimaryAnswered(s, LSN(max(primary, 100)), false)
+		top := LSN(max(primary, 100))
+		tok := Token{Present: l != 0, LSN: LSN(l), Timeline: tli}
+		got := tr.Target(s, tok, true)
+		if got.LSN > top {
+			t.Fatalf("target %v beyond the primary's %v for token %v", got.LSN, top, tok)
+		}
+		switch got.Verdict {
+		case TokenClamped:
+			if got.Clamp.Timeline != 2 || got.Clamp.LSN > top {
+				t.Fatalf("clamp %+v", got.Clamp)
+			}
+		case TokenUnverified:
+			t.Fatal("a verified target is never unverified")
+		}
+		if tok.Present && (tli == 2 || tli == 0) && tok.LSN <= top && got.LSN < tok.LSN {
+			t.Fatalf("honest token %v cut to %v", tok, got.LSN)
+		}
+	})
+}
