@@ -544,17 +544,7 @@ func (c *Config) Validate() error {
 	if d := c.HealthInterval; d != 0 && (d < MinHealthInterval || d > MaxHealthInterval) {
 		return fmt.Errorf("pgwait: health interval %v: want %v to %v (pgwait_health_interval), or 0 for the default %v", d, MinHealthInterval, MaxHealthInterval, DefaultHealthInterval)
 	}
-	for _, e := range []struct {
-		key   string
-		v     uint8
-		names []string
-	}{
-		{keyOnTimeout, uint8(c.OnTimeout), timeoutNames},
-		{keyScope, uint8(c.Scope), scopeNames},
-		{keyWaitMethod, uint8(c.WaitMethod), waitMethodNames},
-		{keyBalance, uint8(c.Balance), balanceNames},
-		{keyNoReplica, uint8(c.NoReplica), noReplicaNames},
-	} {
+	for _, e := range c.enums() {
 		if int(e.v) >= len(e.names) {
 			return fmt.Errorf("pgwait: %s is %d, which is none of %s: use the package's constants", e.key, e.v, strings.Join(e.names, ", "))
 		}
@@ -648,17 +638,7 @@ func (c *Config) format(redact bool) (string, error) {
 	if d := c.WaitTimeout; d != 0 && d != DefaultWaitTimeout {
 		add(keyWaitTimeout, d.String())
 	}
-	for _, e := range []struct {
-		key   string
-		v     uint8
-		names []string
-	}{
-		{keyOnTimeout, uint8(c.OnTimeout), timeoutNames},
-		{keyScope, uint8(c.Scope), scopeNames},
-		{keyWaitMethod, uint8(c.WaitMethod), waitMethodNames},
-		{keyBalance, uint8(c.Balance), balanceNames},
-		{keyNoReplica, uint8(c.NoReplica), noReplicaNames},
-	} {
+	for _, e := range c.enums() {
 		if e.v != 0 {
 			add(e.key, e.names[e.v])
 		}
@@ -689,4 +669,22 @@ func ownFree(what, cs string) (settings, error) {
 // Addr returns host:port of a server's settings, for messages and stats.
 func Addr(c *pgx.ConnConfig) string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+}
+
+// enumSetting is one enumerated setting's DSN key, value and spellings.
+type enumSetting struct {
+	key   string
+	v     uint8
+	names []string
+}
+
+// enums lists c's enumerated settings, for Validate and FormatDSN.
+func (c *Config) enums() []enumSetting {
+	return []enumSetting{
+		{keyOnTimeout, uint8(c.OnTimeout), timeoutNames},
+		{keyScope, uint8(c.Scope), scopeNames},
+		{keyWaitMethod, uint8(c.WaitMethod), waitMethodNames},
+		{keyBalance, uint8(c.Balance), balanceNames},
+		{keyNoReplica, uint8(c.NoReplica), noReplicaNames},
+	}
 }
