@@ -18,6 +18,9 @@ func serverArgs(extra map[string]string) []string {
 		{"wal_keep_size", "256MB"},
 		{"hot_standby", "on"},
 		{"wal_receiver_status_interval", "1s"},
+		{"wal_writer_delay", "10ms"},
+		{"wal_retrieve_retry_interval", "100ms"}, // a restarted primary is found again at once
+		{"jit", "off"},
 		{"fsync", "off"},
 		{"listen_addresses", "*"},
 		{"unix_socket_directories", ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -24,15 +25,24 @@ const (
 	healthInterval = 100 * time.Millisecond
 	readBound      = 2 * time.Second
 	writeBound     = 2 * time.Second
-	faultFor       = 3 * time.Second
 )
+
+// faultFor is how long each fault lasts: 3 s, or PGWAIT_DOCKER_FAULT_SECONDS
+// (longer than the 10 s operation timeout shows that a read held by an
+// unanswering replica ends only with its context).
+var faultFor = func() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("PGWAIT_DOCKER_FAULT_SECONDS")); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return 3 * time.Second
+}()
 
 // strictEnv makes the assertions that today's driver cannot meet fail rather
 // than be logged: PGWAIT_DOCKER_STRICT_FAULTS=1. See faultResult.gated.
 const strictEnv = "PGWAIT_DOCKER_STRICT_FAULTS"
 
 // TestReplicaPartitioned: the replica's container is disconnected from the
-// network (docker network disconnect) for 3 s while clients write and read
+// network (docker network disconnect) for faultFor (3 s) while clients write and read
 // through pgwait on the containers' network addresses, so that packets to the
 // replica go nowhere and no reset comes back.
 func TestReplicaPartitioned(t *testing.T) {
@@ -43,7 +53,7 @@ func TestReplicaPartitioned(t *testing.T) {
 }
 
 // TestReplicaFrozen: the replica's container is frozen (docker pause) for
-// 3 s: its kernel still accepts connections and acknowledges packets, and
+// faultFor (3 s): its kernel still accepts connections and acknowledges packets, and
 // nothing answers.
 func TestReplicaFrozen(t *testing.T) {
 	t.Parallel()
@@ -70,6 +80,9 @@ func TestPrimaryKilled(t *testing.T) {
 	if res.writesAfter == 0 {
 		t.Errorf("no write succeeded after the primary was started again")
 	}
+	if res.replicaReadsAfter == 0 {
+		t.Errorf("the replica served no read in the %v after the primary was started again", 4*time.Second+faultFor)
+	}
 }
 
 func faultPair(t *testing.T) *docker.Pair {
@@ -90,7 +103,7 @@ type faultResult struct {
 }
 
 // runFault runs 4 clients through pgwait for 1 s, then injects the fault
-// for faultFor, heals it, and runs 4 s more; then checks the history.
+// for faultFor, heals it, and runs 4 s + faultFor more; then checks the history.
 func runFault(t *testing.T, pair *docker.Pair, inject, heal func(context.Context) error) faultResult {
 	ctx := t.Context()
 	db := pair.Open(t)
@@ -117,7 +130,9 @@ func runFault(t *testing.T, pair *docker.Pair, inject, heal func(context.Context
 	}
 	res.healed = time.Now()
 	t.Logf("fault healed after %v", res.healed.Sub(res.faultStart))
-	time.Sleep(4 * time.Second)
+	// Long enough for pgwait's probes, which back off while a replica
+	// keeps failing, to find it healthy again.
+	time.Sleep(4*time.Second + faultFor)
 	stop()
 	<-done
 
@@ -173,7 +188,7 @@ func (res faultResult) checkReplicaFault(t *testing.T) {
 	res.gated(t, res.maxRead <= readBound, "a read took %v during a replica fault, more than %v", res.maxRead, readBound)
 	res.gated(t, r.FailedReads == 0, "%d reads failed during a replica fault", r.FailedReads)
 	if res.replicaReadsAfter == 0 {
-		t.Errorf("the replica served no read in the 4 s after the fault ended")
+		t.Errorf("the replica served no read in the %v after the fault ended", 4*time.Second+faultFor)
 	}
 }
 
