@@ -1,9 +1,9 @@
 // Package docker gives test suites a PostgreSQL 19 primary and a streaming
 // replica in Docker containers to run pgwait against, for machines without
-// PostgreSQL 19 installed. It is the Docker-backed sibling of
-// github.com/pgwait/pgwait/pgwaittest, in a module of its own so that only
-// the suites that use it depend on Docker's client libraries
-// (github.com/ory/dockertest/v3).
+// PostgreSQL 19 installed, and container-level faults to inject into them. It
+// is the Docker-backed sibling of github.com/pgwait/pgwait/pgwaittest, in a
+// module of its own so that only the suites that use it depend on Docker's
+// client libraries (github.com/ory/dockertest/v3).
 //
 //	func TestCheckout(t *testing.T) {
 //		pair := docker.New(t) // skips when no Docker engine answers
@@ -13,36 +13,73 @@
 //
 // New and Start create, on a Docker network of their own:
 //
-//   - a primary from the official postgres image (DefaultImage, or
-//     $PGWAIT_DOCKER_IMAGE, or WithImage), with wal_level=replica, a
-//     replication role and a pg_hba.conf line that lets it connect from the
-//     network;
-//   - a replica from the same image, whose data directory is made by
-//     pg_basebackup -R -X stream from the primary, over the network, before
-//     it starts postgres as a hot standby streaming from the primary;
+//   - a primary, whose data directory initdb makes, with wal_level=replica,
+//     password (scram-sha-256) access from anywhere and a replication role;
+//   - a replica, whose data directory pg_basebackup -R -X stream makes from
+//     the primary over the network, running as a hot standby that streams
+//     from it;
 //
 // and wait until the primary accepts connections and the replica streams.
-// Both publish port 5432 on a random port of the Docker host, which DSN,
-// PrimaryDSN and ReplicaDSN point at. Close (t.Cleanup, for New) removes both
-// containers, their volumes and the network. The containers carry the label
-// org.pgwait.pgwaittest, so that those of a test binary killed before its
-// clean-up can be found:
+// Each publishes port 5432 on a port of the Docker host (of 127.0.0.1 for a
+// local engine), which DSN, PrimaryDSN and ReplicaDSN point at, or, with
+// WithNetworkAddresses, the DSNs name the containers' addresses on their
+// network. Close (t.Cleanup, for New) removes both containers, their volumes
+// and the network.
+//
+// # Images
+//
+// Both containers run one image: $PGWAIT_DOCKER_IMAGE, or WithImage's, or
+// DefaultImage (the official postgres:19). Of the image the package needs
+// only sh, PostgreSQL 19's initdb, postgres and pg_basebackup on PATH, and a
+// postgres user (whose home, or else /tmp, holds the data directory): it
+// runs its own commands as that user, not the image's entrypoint. Where no
+// registry can be reached, pgwait's repository builds such an image from
+// Debian's packages with scripts/postgres19-image (pgwait-local/postgres:19,
+// which also behaves like the official image for POSTGRES_PASSWORD and the
+// like, and pgwait-local/postgres:19-minimal, which has nothing but the
+// above); set PGWAIT_DOCKER_IMAGE to it.
+//
+// # Faults
+//
+// Besides PauseReplay and ResumeReplay, a Pair injects faults at container
+// level: StopReplica and StartReplica (fast shutdown, then a restart on the
+// same data), PromoteReplica, DisconnectReplica and ReconnectReplica (docker
+// network disconnect: with WithNetworkAddresses a partition, where packets
+// to the replica go nowhere and nothing answers with a reset), FreezeReplica
+// and ThawReplica (docker pause: the processes stop, the kernel still
+// accepts connections), KillPrimary and StartPrimary (SIGKILL, then crash
+// recovery). Pool and ContainerName give access to the containers for
+// others.
+//
+// # Clean-up
+//
+// The containers and the network carry the labels org.pgwait.pgwaittest (the
+// pair's ID), org.pgwait.pgwaittest.host and org.pgwait.pgwaittest.pid (the
+// machine and process that started them). Close removes what carries its
+// pair's ID. A test binary killed before its clean-up leaves its pair
+// behind: Reap, which Start calls first, removes the pairs that processes of
+// this machine started and that no longer run. To remove every pair, whoever
+// started it:
 //
 //	docker rm -f -v $(docker ps -aq --filter label=org.pgwait.pgwaittest)
+//	docker network rm $(docker network ls -q --filter label=org.pgwait.pgwaittest)
 //
 // The Docker engine is the one DOCKER_HOST names, or the local default
 // socket; WithEndpoint picks another. When none answers, New skips its test,
 // unless PGWAIT_REQUIRE_DOCKER=1, and Start returns an error matching
 // ErrNoDocker.
 //
-// Status: this package has been compiled, vetted and unit-tested (the
-// container options, scripts and connection strings it builds), but never run
-// against a Docker engine: pgwait's CI has none, and there its integration
-// test skips. Reports from real Docker engines are welcome.
+// # Versions
+//
+// This module requires github.com/pgwait/pgwait at the version its go.mod
+// names (v0.1.0), or later: it is released with pgwait, under the tag
+// pgwaittest/docker/v0.1.0 beside pgwait's v0.1.0. pgwait's CI runs its tests
+// against Docker Engine 20.10 (20.10.24, API 1.41, with fuse-overlayfs
+// storage and no registry), using pgwait-local/postgres:19 (PostgreSQL
+// 19rc1) and pgwait-local/postgres:19-minimal.
 package docker
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -52,7 +89,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +106,8 @@ import (
 // or WithImage says otherwise: the official postgres image's tag for
 // PostgreSQL 19, the first release with WAIT FOR LSN. Before 19.0 is out,
 // its pre-releases are tagged like 19beta1 or 19rc1: set
-// PGWAIT_DOCKER_IMAGE=postgres:19rc1, for example.
+// PGWAIT_DOCKER_IMAGE=postgres:19rc1, for example, or build a local image
+// (see the package documentation).
 const DefaultImage = "postgres:19"
 
 // ImageEnv is the environment variable that overrides DefaultImage.
@@ -88,8 +125,8 @@ const (
 	superuser   = "postgres"
 	database    = "postgres"
 	replUser    = "pgwait_replicator"
-	port        = "5432/tcp"
-	labelKey    = "org.pgwait.pgwaittest"
+	pgPort      = "5432"
+	port        = dc.Port(pgPort + "/tcp")
 	defaultWait = 3 * time.Minute
 )
 
@@ -97,18 +134,17 @@ const (
 type Option func(*config)
 
 type config struct {
-	image    string
-	endpoint string
-	timeout  time.Duration
-	settings map[string]string
-	params   []dsn.Param
+	image        string
+	endpoint     string
+	timeout      time.Duration
+	settings     map[string]string
+	params       []dsn.Param
+	networkAddrs bool
 }
 
 // WithImage runs image (repository:tag, e.g. "postgres:19rc1" or
-// "registry.example.com/postgres:19") rather than $PGWAIT_DOCKER_IMAGE or
-// DefaultImage. It must be built like the official postgres image
-// (docker-entrypoint.sh, $PGDATA, a postgres user) and hold PostgreSQL 19 or
-// later for WAIT FOR LSN; pgwait falls back to polling on older servers.
+// "pgwait-local/postgres:19") rather than $PGWAIT_DOCKER_IMAGE or
+// DefaultImage. See the package documentation for what it must hold.
 func WithImage(image string) Option {
 	return func(c *config) { c.image = image }
 }
@@ -119,8 +155,9 @@ func WithEndpoint(endpoint string) Option {
 	return func(c *config) { c.endpoint = endpoint }
 }
 
-// WithStartTimeout bounds how long Start and New wait for the image pull and
-// for both servers to be ready; the default is 3 minutes.
+// WithStartTimeout bounds how long Start and New wait for the image (a pull,
+// if it is not on the engine) and for both servers to be ready; the default
+// is 3 minutes.
 func WithStartTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
@@ -142,6 +179,17 @@ func WithParam(key, value string) Option {
 	return func(c *config) { c.params = append(c.params, dsn.Param{Key: key, Value: value}) }
 }
 
+// WithNetworkAddresses makes DSN, PrimaryDSN and ReplicaDSN name the
+// containers' addresses on the pair's Docker network rather than ports
+// published on the Docker host. Those are reachable only from the Docker
+// host itself (Linux) or from a container on that network, but nothing
+// stands between the client and the server: a published port goes through
+// the engine's proxy, which answers with a reset when the replica is
+// disconnected, where a real partition leaves packets unanswered.
+func WithNetworkAddresses() Option {
+	return func(c *config) { c.networkAddrs = true }
+}
+
 func configure(opts []Option) config {
 	cfg := config{timeout: defaultWait}
 	for _, o := range opts {
@@ -150,7 +198,7 @@ func configure(opts []Option) config {
 	return cfg
 }
 
-// image returns the image to run: WithImage's, else $PGWAIT_DOCKER_IMAGE,
+// imageRef returns the image to run: WithImage's, else $PGWAIT_DOCKER_IMAGE,
 // else DefaultImage.
 func (c config) imageRef() string {
 	if c.image != "" {
@@ -165,7 +213,7 @@ func (c config) imageRef() string {
 // splitImage splits an image reference into repository and tag; the tag
 // defaults to latest. A registry's port ("localhost:5000/postgres") is not a
 // tag, and a digest ("postgres@sha256:...") stays in the repository with an
-// empty tag, which dockertest cannot pull: pass a tag.
+// empty tag.
 func splitImage(ref string) (repo, tag string) {
 	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") && !strings.Contains(ref, "@") {
 		return ref[:i], ref[i+1:]
@@ -176,17 +224,34 @@ func splitImage(ref string) (repo, tag string) {
 	return ref, "latest"
 }
 
+// Role names one of the pair's servers.
+type Role int
+
+const (
+	Primary Role = iota
+	Replica
+)
+
+func (r Role) String() string {
+	if r == Primary {
+		return "primary"
+	}
+	return "replica"
+}
+
 // Pair is a running primary and replica in Docker containers. Its methods
 // are safe for concurrent use.
 type Pair struct {
 	pool     *dockertest.Pool
-	network  *dockertest.Network
-	primary  *dockertest.Resource
-	replica  *dockertest.Resource
+	cfg      config
+	id       string
 	password string
-	params   []dsn.Param
+	network  *dc.Network
+	names    [2]string // container names, by Role
+	ids      [2]string // container IDs, by Role
 
-	primaryAddr, replicaAddr string // host:port on the Docker host
+	mu    sync.Mutex
+	addrs [2]string // host:port the DSNs use, by Role
 
 	closeOnce sync.Once
 	closeErr  error
@@ -200,7 +265,7 @@ func New(t testing.TB, opts ...Option) *Pair {
 	t.Helper()
 	p, err := Start(t.Context(), opts...)
 	if err != nil {
-		if errors.Is(err, ErrNoDocker) && !required() {
+		if errors.Is(err, ErrNoDocker) && !Required() {
 			t.Skipf("%v\n(pgwaittest/docker needs a Docker engine; set %s=1 to fail instead of skipping)", err, RequireEnv)
 		}
 		t.Fatal(err)
@@ -216,12 +281,29 @@ func New(t testing.TB, opts ...Option) *Pair {
 	return p
 }
 
-func required() bool {
+// Required reports whether PGWAIT_REQUIRE_DOCKER asks suites to fail rather
+// than skip when no Docker engine answers. New follows it; TestMain
+// functions that call Start can too.
+func Required() bool {
 	switch os.Getenv(RequireEnv) {
 	case "1", "true", "yes":
 		return true
 	}
 	return false
+}
+
+// connect returns a pool for the engine, or an error matching ErrNoDocker.
+func connect(ctx context.Context, endpoint string) (*dockertest.Pool, error) {
+	pool, err := dockertest.NewPool(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoDocker, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Client.PingWithContext(pingCtx); err != nil {
+		return nil, fmt.Errorf("%w (endpoint %s): %v", ErrNoDocker, pool.Client.Endpoint(), err)
+	}
+	return pool, nil
 }
 
 // Start starts a Pair outside a test, for example in TestMain to share one
@@ -233,19 +315,20 @@ func Start(ctx context.Context, opts ...Option) (p *Pair, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 
-	pool, err := dockertest.NewPool(cfg.endpoint)
+	pool, err := connect(ctx, cfg.endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoDocker, err)
+		return nil, err
 	}
-	pingCtx, pingCancel := context.WithTimeout(ctx, 10*time.Second)
-	err = pool.Client.PingWithContext(pingCtx)
-	pingCancel()
-	if err != nil {
-		return nil, fmt.Errorf("%w (endpoint %s): %v", ErrNoDocker, pool.Client.Endpoint(), err)
+	// Pairs of test binaries killed before their clean-up.
+	_, _ = reap(ctx, pool)
+
+	ref := cfg.imageRef()
+	if err := ensureImage(ctx, pool, ref); err != nil {
+		return nil, err
 	}
 
-	suffix := randomHex(6)
-	p = &Pair{pool: pool, password: randomHex(16), params: cfg.params}
+	p = &Pair{pool: pool, cfg: cfg, id: randomHex(6), password: randomHex(16)}
+	p.names = [2]string{"pgwait-primary-" + p.id, "pgwait-replica-" + p.id}
 	defer func() {
 		if err != nil {
 			if tails := p.logTails(); tails != "" {
@@ -256,153 +339,135 @@ func Start(ctx context.Context, opts ...Option) (p *Pair, err error) {
 		}
 	}()
 
-	labels := map[string]string{labelKey: suffix}
-	p.network, err = pool.CreateNetwork("pgwait-"+suffix, func(o *dc.CreateNetworkOptions) {
-		o.Labels = labels
-		o.Context = ctx
+	p.network, err = pool.Client.CreateNetwork(dc.CreateNetworkOptions{
+		Name: "pgwait-" + p.id, Labels: p.labels(), Context: ctx,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pgwaittest/docker: creating the network: %w", err)
 	}
-	repo, tag := splitImage(cfg.imageRef())
-	primaryName := "pgwait-primary-" + suffix
-	replicaName := "pgwait-replica-" + suffix
 
-	p.primary, err = pool.RunWithOptions(primaryRunOptions(repo, tag, primaryName, p.password, cfg.settings, p.network, labels), noRestart)
-	if err != nil {
-		return nil, fmt.Errorf("pgwaittest/docker: starting the primary (%s:%s): %w", repo, tag, err)
+	if err := p.run(ctx, Primary, ref); err != nil {
+		return nil, err
 	}
-	host := dockerHost(pool.Client.Endpoint(), p.primary.GetBoundIP(port))
-	p.primaryAddr = net.JoinHostPort(host, p.primary.GetPort(port))
-	if err := p.waitReady(ctx, p.primary, p.PrimaryDSN(), false); err != nil {
-		return nil, fmt.Errorf("pgwaittest/docker: the primary: %w", err)
+	if err := p.waitReady(ctx, Primary); err != nil {
+		return nil, err
 	}
-
-	p.replica, err = pool.RunWithOptions(replicaRunOptions(repo, tag, replicaName, primaryName, p.password, cfg.settings, p.network, labels), noRestart)
-	if err != nil {
-		return nil, fmt.Errorf("pgwaittest/docker: starting the replica: %w", err)
+	if err := p.createReplicationRole(ctx); err != nil {
+		return nil, err
 	}
-	p.replicaAddr = net.JoinHostPort(dockerHost(pool.Client.Endpoint(), p.replica.GetBoundIP(port)), p.replica.GetPort(port))
-	if err := p.waitReady(ctx, p.replica, p.ReplicaDSN(), true); err != nil {
-		return nil, fmt.Errorf("pgwaittest/docker: the replica: %w", err)
+	if err := p.run(ctx, Replica, ref); err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, Replica); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-func noRestart(hc *dc.HostConfig) {
-	hc.RestartPolicy = dc.RestartPolicy{Name: "no"}
+// ensureImage pulls ref unless the engine has it.
+func ensureImage(ctx context.Context, pool *dockertest.Pool, ref string) error {
+	if _, err := pool.Client.InspectImage(ref); err == nil {
+		return nil
+	}
+	repo, tag := splitImage(ref)
+	err := pool.Client.PullImage(dc.PullImageOptions{Repository: repo, Tag: tag, Context: ctx, InactivityTimeout: time.Minute}, dc.AuthConfiguration{})
+	if err != nil {
+		return fmt.Errorf("pgwaittest/docker: image %s is not on the Docker engine and pulling it failed: %w\n"+
+			"(without a registry, build a PostgreSQL 19 image with scripts/postgres19-image from pgwait's repository and set %s=pgwait-local/postgres:19)", ref, err, ImageEnv)
+	}
+	return nil
 }
 
-// serverArgs returns postgres's -c arguments: the replication essentials and
-// test-friendly settings, then the caller's, sorted by name.
-func serverArgs(extra map[string]string) []string {
-	base := [][2]string{
-		{"wal_level", "replica"},
-		{"max_wal_senders", "10"},
-		{"wal_keep_size", "256MB"},
-		{"hot_standby", "on"},
-		{"wal_receiver_status_interval", "1s"},
-		{"fsync", "off"},
-		{"listen_addresses", "*"},
+func (p *Pair) labels() map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{
+		labelID:   p.id,
+		labelHost: host,
+		labelPID:  fmt.Sprint(os.Getpid()),
 	}
-	var args []string
-	for _, kv := range base {
-		if _, ok := extra[kv[0]]; !ok {
-			args = append(args, "-c", kv[0]+"="+kv[1])
+}
+
+// ID returns the pair's ID, the value of the label org.pgwait.pgwaittest on
+// its containers and network.
+func (p *Pair) ID() string { return p.id }
+
+// Pool returns the dockertest pool the pair's containers run in.
+func (p *Pair) Pool() *dockertest.Pool { return p.pool }
+
+// ContainerName returns the name of the primary's or the replica's
+// container, for docker commands or Pool().ContainerByName.
+func (p *Pair) ContainerName(r Role) string { return p.names[r] }
+
+// NetworkName returns the name of the pair's Docker network.
+func (p *Pair) NetworkName() string { return p.network.Name }
+
+// run creates and starts the container for role.
+func (p *Pair) run(ctx context.Context, r Role, image string) error {
+	hostIP, hostPort, err := publishAt(p.pool.Client.Endpoint())
+	if err != nil {
+		return fmt.Errorf("pgwaittest/docker: %w", err)
+	}
+	opts := p.containerOptions(r, image, hostIP, hostPort)
+	opts.Context = ctx
+	c, err := p.pool.Client.CreateContainer(opts)
+	if err != nil {
+		return fmt.Errorf("pgwaittest/docker: creating the %s (%s): %w", r, image, err)
+	}
+	p.ids[r] = c.ID
+	if err := p.pool.Client.StartContainerWithContext(c.ID, nil, ctx); err != nil {
+		return fmt.Errorf("pgwaittest/docker: starting the %s: %w", r, err)
+	}
+	return p.refreshAddr(ctx, r)
+}
+
+// publishAt returns where to publish a container's port: a free port of
+// 127.0.0.1 for a local engine (the same one after a restart), else any port
+// the engine picks.
+func publishAt(endpoint string) (hostIP, hostPort string, err error) {
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "unix" && u.Scheme != "npipe") {
+		return "", "", nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", fmt.Errorf("finding a free port to publish on: %w", err)
+	}
+	defer l.Close()
+	_, hostPort, _ = net.SplitHostPort(l.Addr().String())
+	return "127.0.0.1", hostPort, nil
+}
+
+// refreshAddr reads where role's server is reached now.
+func (p *Pair) refreshAddr(ctx context.Context, r Role) error {
+	c, err := p.pool.Client.InspectContainerWithContext(p.ids[r], ctx)
+	if err != nil {
+		return fmt.Errorf("pgwaittest/docker: inspecting the %s: %w", r, err)
+	}
+	var addr string
+	if p.cfg.networkAddrs {
+		if n, ok := c.NetworkSettings.Networks[p.network.Name]; ok && n.IPAddress != "" {
+			addr = net.JoinHostPort(n.IPAddress, pgPort)
+		}
+	} else if c.NetworkSettings != nil {
+		for _, b := range c.NetworkSettings.Ports[port] {
+			if b.HostPort != "" {
+				addr = net.JoinHostPort(dockerHost(p.pool.Client.Endpoint(), b.HostIP), b.HostPort)
+				break
+			}
 		}
 	}
-	keys := make([]string, 0, len(extra))
-	for k := range extra {
-		keys = append(keys, k)
+	if addr == "" {
+		return nil // disconnected or stopped: keep the last address
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-c", k+"="+extra[k])
-	}
-	return args
+	p.mu.Lock()
+	p.addrs[r] = addr
+	p.mu.Unlock()
+	return nil
 }
 
-// primaryScript is the primary container's entrypoint (bash -c): it adds an
-// initialization script that creates the replication role and lets it in
-// through pg_hba.conf, then hands over to the image's docker-entrypoint.sh.
-// The server's -c arguments follow it as "$@".
-const primaryScript = `set -eu
-cat >/docker-entrypoint-initdb.d/00-pgwait-replication.sh <<'PGWAIT_INIT'
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-	-v repl_user="$PGWAIT_REPLICATION_USER" -v repl_password="$PGWAIT_REPLICATION_PASSWORD" <<'PGWAIT_SQL'
-CREATE ROLE :"repl_user" WITH REPLICATION LOGIN PASSWORD :'repl_password';
-PGWAIT_SQL
-echo "host replication $PGWAIT_REPLICATION_USER all scram-sha-256" >>"$PGDATA/pg_hba.conf"
-PGWAIT_INIT
-exec docker-entrypoint.sh postgres "$@"
-`
-
-// replicaScript is the replica container's entrypoint (bash -c, as the
-// postgres user): it waits for the primary, clones it with pg_basebackup -R
-// -X stream (which writes primary_conninfo and standby.signal), then runs
-// postgres as a hot standby. The server's -c arguments follow it as "$@".
-const replicaScript = `set -eu
-for i in $(seq 1200); do
-	pg_isready -q -d "$PGWAIT_PRIMARY_CONNINFO" && break
-	sleep 0.1
-done
-mkdir -p "$PGDATA"
-chmod 0700 "$PGDATA"
-pg_basebackup -d "$PGWAIT_PRIMARY_CONNINFO" -D "$PGDATA" -R -X stream -c fast --no-manifest
-exec postgres -D "$PGDATA" "$@"
-`
-
-func primaryRunOptions(repo, tag, name, password string, settings map[string]string, network *dockertest.Network, labels map[string]string) *dockertest.RunOptions {
-	return &dockertest.RunOptions{
-		Name:       name,
-		Hostname:   name,
-		Repository: repo,
-		Tag:        tag,
-		Env: []string{
-			"POSTGRES_USER=" + superuser,
-			"POSTGRES_PASSWORD=" + password,
-			"POSTGRES_DB=" + database,
-			"PGWAIT_REPLICATION_USER=" + replUser,
-			"PGWAIT_REPLICATION_PASSWORD=" + password,
-		},
-		Entrypoint:   []string{"bash", "-c", primaryScript, "pgwait-primary"},
-		Cmd:          serverArgs(settings),
-		ExposedPorts: []string{port},
-		Networks:     []*dockertest.Network{network},
-		Labels:       labels,
-	}
-}
-
-func replicaRunOptions(repo, tag, name, primaryName, password string, settings map[string]string, network *dockertest.Network, labels map[string]string) *dockertest.RunOptions {
-	return &dockertest.RunOptions{
-		Name:       name,
-		Hostname:   name,
-		Repository: repo,
-		Tag:        tag,
-		User:       "postgres",
-		Env: []string{
-			"PGWAIT_PRIMARY_CONNINFO=" + replicationConninfo(primaryName, password, name),
-		},
-		Entrypoint:   []string{"bash", "-c", replicaScript, "pgwait-replica"},
-		Cmd:          serverArgs(settings),
-		ExposedPorts: []string{port},
-		Networks:     []*dockertest.Network{network},
-		Labels:       labels,
-	}
-}
-
-// replicationConninfo is how the replica reaches the primary on the Docker
-// network (by container name); pg_basebackup -R copies it, password
-// included, into the replica's primary_conninfo.
-func replicationConninfo(primaryName, password, appName string) string {
-	return dsn.Build("", "",
-		dsn.Param{Key: "host", Value: primaryName},
-		dsn.Param{Key: "port", Value: "5432"},
-		dsn.Param{Key: "user", Value: replUser},
-		dsn.Param{Key: "password", Value: password},
-		dsn.Param{Key: "dbname", Value: database},
-		dsn.Param{Key: "application_name", Value: appName},
-	)
+func (p *Pair) addr(r Role) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addrs[r]
 }
 
 // dockerHost returns the host to reach a published port at: the bound IP if
@@ -435,26 +500,45 @@ func serverDSN(addr, password string) string {
 		dsn.Param{Key: "password", Value: password},
 		dsn.Param{Key: "dbname", Value: database},
 		dsn.Param{Key: "sslmode", Value: "disable"},
+		dsn.Param{Key: "connect_timeout", Value: "5"},
 	)
 }
 
-// waitReady waits until the server at connString answers and, for the
-// replica, streams from the primary; it gives up early if the container
-// exits.
-func (p *Pair) waitReady(ctx context.Context, r *dockertest.Resource, connString string, standby bool) error {
+// createReplicationRole creates the role the replica streams as.
+func (p *Pair) createReplicationRole(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, p.PrimaryDSN())
+	if err != nil {
+		return fmt.Errorf("pgwaittest/docker: creating the replication role: %w", err)
+	}
+	defer conn.Close(context.Background())
+	sql := "CREATE ROLE " + replUser + " WITH REPLICATION LOGIN PASSWORD " + quoteLiteral(p.password)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("pgwaittest/docker: creating the replication role: %w", err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// waitReady waits until role's server answers and, for the replica, streams
+// from the primary; it gives up early if the container exits.
+func (p *Pair) waitReady(ctx context.Context, r Role) error {
 	var last error
 	for {
-		last = probe(ctx, connString, standby)
+		if err := p.refreshAddr(ctx, r); err != nil {
+			return err
+		}
+		last = probe(ctx, serverDSN(p.addr(r), p.password), r == Replica)
 		if last == nil {
 			return nil
 		}
-		if c, err := p.pool.Client.InspectContainerWithContext(r.Container.ID, ctx); err == nil && !c.State.Running {
-			return fmt.Errorf("container %s exited (%d) before it was ready: %v", r.Container.Name, c.State.ExitCode, last)
+		if c, err := p.pool.Client.InspectContainerWithContext(p.ids[r], ctx); err == nil && !c.State.Running {
+			return fmt.Errorf("pgwaittest/docker: the %s's container %s exited (%d) before it was ready: %v", r, p.names[r], c.State.ExitCode, last)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w; last: %v", context.Cause(ctx), last)
-		case <-time.After(250 * time.Millisecond):
+			return fmt.Errorf("pgwaittest/docker: the %s is not ready: %w; last: %v", r, context.Cause(ctx), last)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -481,68 +565,34 @@ func probe(ctx context.Context, connString string, standby bool) error {
 	return nil
 }
 
-// logTails returns the last lines each container logged, for errors and
-// failing tests.
-func (p *Pair) logTails() string {
-	var b strings.Builder
-	for _, r := range []*dockertest.Resource{p.primary, p.replica} {
-		if r == nil {
-			continue
-		}
-		var out bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := p.pool.Client.Logs(dc.LogsOptions{
-			Context: ctx, Container: r.Container.ID, OutputStream: &out, ErrorStream: &out,
-			Stdout: true, Stderr: true, Tail: "30",
-		})
-		cancel()
-		if err != nil {
-			fmt.Fprintf(&b, "pgwaittest/docker: %s: reading its log: %v\n", r.Container.Name, err)
-			continue
-		}
-		fmt.Fprintf(&b, "pgwaittest/docker: %s log:\n%s\n", r.Container.Name, out.String())
-	}
-	return b.String()
-}
-
-// Close removes both containers, their volumes and the network. Calling it
-// again does nothing and returns the first result.
+// Close removes both containers, their volumes and the network: everything
+// that carries the pair's ID. Calling it again does nothing and returns the
+// first result.
 func (p *Pair) Close() error {
 	p.closeOnce.Do(func() {
-		var errs []error
-		for _, r := range []*dockertest.Resource{p.replica, p.primary} {
-			if r != nil {
-				if err := p.pool.Purge(r); err != nil {
-					errs = append(errs, fmt.Errorf("pgwaittest/docker: removing %s: %w", r.Container.Name, err))
-				}
-			}
-		}
-		if p.network != nil {
-			if err := p.network.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("pgwaittest/docker: removing network %s: %w", p.network.Network.Name, err))
-			}
-		}
-		p.closeErr = errors.Join(errs...)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p.closeErr = removePairs(ctx, p.pool, []string{p.id})
 	})
 	return p.closeErr
 }
 
 // DSN returns the pgwait connection string for the pair, ready for
 // sql.Open("pgwait", dsn): PrimaryDSN with pgwait_replicas naming the
-// replica's published address (the replica inherits user, password and
-// database), then the WithParam parameters.
+// replica's address (the replica inherits user, password and database),
+// then the WithParam parameters.
 func (p *Pair) DSN() string {
-	return dsn.Build(p.PrimaryDSN(), p.replicaAddr, p.params...)
+	return dsn.Build(p.PrimaryDSN(), p.addr(Replica), p.cfg.params...)
 }
 
 // PrimaryDSN returns the primary's plain keyword/value connection string
-// (user and database postgres, a random password, sslmode=disable) at its
-// published port.
-func (p *Pair) PrimaryDSN() string { return serverDSN(p.primaryAddr, p.password) }
+// (user and database postgres, a random password, sslmode=disable,
+// connect_timeout=5).
+func (p *Pair) PrimaryDSN() string { return serverDSN(p.addr(Primary), p.password) }
 
 // ReplicaDSN returns the replica's plain connection string, in the same form
 // as PrimaryDSN. The replica is read-only.
-func (p *Pair) ReplicaDSN() string { return serverDSN(p.replicaAddr, p.password) }
+func (p *Pair) ReplicaDSN() string { return serverDSN(p.addr(Replica), p.password) }
 
 // Open opens a pgwait *sql.DB on DSN and closes it when t is done.
 func (p *Pair) Open(t testing.TB) *sql.DB {
@@ -553,47 +603,6 @@ func (p *Pair) Open(t testing.TB) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// PauseReplay pauses WAL replay on the replica and returns once it reports
-// it paused: pgwait's reads that must see later writes then wait, and time
-// out after pgwait_wait_timeout. ResumeReplay undoes it.
-func (p *Pair) PauseReplay(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, p.ReplicaDSN())
-	if err != nil {
-		return fmt.Errorf("pgwaittest/docker: pausing replay: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
-		return fmt.Errorf("pgwaittest/docker: pausing replay: %w", err)
-	}
-	for {
-		var state string
-		if err := conn.QueryRow(ctx, "SELECT pg_get_wal_replay_pause_state()").Scan(&state); err != nil {
-			return fmt.Errorf("pgwaittest/docker: pausing replay: %w", err)
-		}
-		if state == "paused" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pgwaittest/docker: pausing replay: still %q: %w", state, context.Cause(ctx))
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// ResumeReplay resumes WAL replay on the replica after PauseReplay.
-func (p *Pair) ResumeReplay(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, p.ReplicaDSN())
-	if err != nil {
-		return fmt.Errorf("pgwaittest/docker: resuming replay: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
-		return fmt.Errorf("pgwaittest/docker: resuming replay: %w", err)
-	}
-	return nil
 }
 
 func randomHex(n int) string {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 
 	"github.com/pgwait/pgwait"
@@ -78,39 +77,49 @@ func TestServerArgs(t *testing.T) {
 	}
 }
 
-func TestRunOptions(t *testing.T) {
-	network := &dockertest.Network{Network: &dc.Network{ID: "net-id", Name: "pgwait-x"}}
-	labels := map[string]string{labelKey: "x"}
-	pr := primaryRunOptions("postgres", "19", "pgwait-primary-x", "pw", nil, network, labels)
-	if pr.Repository != "postgres" || pr.Tag != "19" || pr.Name != "pgwait-primary-x" {
-		t.Errorf("primary image/name: %+v", pr)
+func TestContainerOptions(t *testing.T) {
+	p := &Pair{
+		id: "x", password: "p w'", network: &dc.Network{ID: "net-id", Name: "pgwait-x"},
+		names: [2]string{"pgwait-primary-x", "pgwait-replica-x"},
+		cfg:   config{settings: map[string]string{"max_connections": "50"}},
 	}
-	if !slices.Equal(pr.Entrypoint[:2], []string{"bash", "-c"}) || pr.Entrypoint[2] != primaryScript {
-		t.Errorf("primary entrypoint %q", pr.Entrypoint)
+	pr := p.containerOptions(Primary, "pgwait-local/postgres:19", "127.0.0.1", "40001")
+	if pr.Name != "pgwait-primary-x" || pr.Config.Image != "pgwait-local/postgres:19" || pr.Config.User != "postgres" || pr.Config.StopSignal != "SIGINT" {
+		t.Errorf("primary: %+v", pr.Config)
 	}
-	for _, want := range []string{"POSTGRES_PASSWORD=pw", "PGWAIT_REPLICATION_USER=" + replUser, "PGWAIT_REPLICATION_PASSWORD=pw"} {
-		if !slices.Contains(pr.Env, want) {
-			t.Errorf("primary environment %q lacks %q", pr.Env, want)
-		}
+	if !slices.Equal(pr.Config.Entrypoint, []string{"sh", "-c", primaryScript, "pgwait-primary"}) {
+		t.Errorf("primary entrypoint %q", pr.Config.Entrypoint)
 	}
-	if !slices.Contains(pr.Cmd, "wal_level=replica") {
-		t.Errorf("primary command %q lacks wal_level=replica", pr.Cmd)
+	if !slices.Equal(pr.Config.Env, []string{"PGWAIT_PASSWORD=p w'"}) {
+		t.Errorf("primary environment %q", pr.Config.Env)
 	}
-	if len(pr.Networks) != 1 || pr.Networks[0] != network || pr.Labels[labelKey] != "x" || !slices.Equal(pr.ExposedPorts, []string{"5432/tcp"}) {
-		t.Errorf("primary network/labels/ports: %+v", pr)
+	if !slices.Contains(pr.Config.Cmd, "wal_level=replica") || !slices.Contains(pr.Config.Cmd, "max_connections=50") {
+		t.Errorf("primary command %q", pr.Config.Cmd)
+	}
+	if pr.Config.Labels[labelID] != "x" || pr.Config.Labels[labelPID] == "" || pr.Config.Labels[labelHost] == "" {
+		t.Errorf("primary labels %v", pr.Config.Labels)
+	}
+	if b := pr.HostConfig.PortBindings[port]; len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != "40001" {
+		t.Errorf("primary port bindings %v", pr.HostConfig.PortBindings)
+	}
+	if pr.HostConfig.RestartPolicy.Name != "no" {
+		t.Errorf("primary restart policy %+v", pr.HostConfig.RestartPolicy)
+	}
+	if ep := pr.NetworkingConfig.EndpointsConfig["pgwait-x"]; ep == nil || !slices.Equal(ep.Aliases, []string{"pgwait-primary-x"}) {
+		t.Errorf("primary network %+v", pr.NetworkingConfig.EndpointsConfig)
 	}
 
-	rr := replicaRunOptions("postgres", "19", "pgwait-replica-x", "pgwait-primary-x", "p w'", nil, network, labels)
-	if rr.User != "postgres" || rr.Entrypoint[2] != replicaScript || rr.Name != "pgwait-replica-x" {
-		t.Errorf("replica options: %+v", rr)
+	rr := p.containerOptions(Replica, "pgwait-local/postgres:19", "", "")
+	if rr.Name != "pgwait-replica-x" || rr.Config.User != "postgres" || rr.Config.Entrypoint[2] != replicaScript {
+		t.Errorf("replica: %+v", rr.Config)
 	}
-	if len(rr.Env) != 1 || !strings.HasPrefix(rr.Env[0], "PGWAIT_PRIMARY_CONNINFO=") {
-		t.Fatalf("replica environment %q", rr.Env)
+	if len(rr.Config.Env) != 1 || !strings.HasPrefix(rr.Config.Env[0], "PGWAIT_PRIMARY_CONNINFO=") {
+		t.Fatalf("replica environment %q", rr.Config.Env)
 	}
 	// The conninfo must be what libpq (here pgx, which parses it the same way)
 	// reads: the primary by container name, the replication role, the
 	// password intact.
-	cfg, err := pgx.ParseConfig(strings.TrimPrefix(rr.Env[0], "PGWAIT_PRIMARY_CONNINFO="))
+	cfg, err := pgx.ParseConfig(strings.TrimPrefix(rr.Config.Env[0], "PGWAIT_PRIMARY_CONNINFO="))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,24 +128,38 @@ func TestRunOptions(t *testing.T) {
 	}
 }
 
-// The scripts must at least be valid bash; and the replica's must clone with
-// -R and -X stream before it runs postgres.
+func TestPublishAt(t *testing.T) {
+	ip, p, err := publishAt("unix:///var/run/docker.sock")
+	if err != nil || ip != "127.0.0.1" || p == "" || p == "0" {
+		t.Errorf("local engine: %q %q %v", ip, p, err)
+	}
+	if ip, p, err := publishAt("tcp://10.1.2.3:2376"); err != nil || ip != "" || p != "" {
+		t.Errorf("remote engine: %q %q %v, want the engine to choose", ip, p, err)
+	}
+}
+
+// The scripts must be valid POSIX sh (dash where there is one), use nothing
+// but sh built-ins and PostgreSQL's programs, and the replica's must clone
+// with -R and -X stream before it runs postgres.
 func TestScripts(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
+	shell := "sh"
+	if _, err := exec.LookPath("dash"); err == nil {
+		shell = "dash"
+	} else if _, err := exec.LookPath(shell); err != nil {
+		t.Skip("no sh")
 	}
 	for name, script := range map[string]string{"primary": primaryScript, "replica": replicaScript} {
-		out, err := exec.Command("bash", "-n", "-c", script).CombinedOutput()
+		out, err := exec.Command(shell, "-n", "-c", script).CombinedOutput()
 		if err != nil {
-			t.Errorf("%s script: bash -n: %v: %s", name, err, out)
+			t.Errorf("%s script: %s -n: %v: %s", name, shell, err, out)
+		}
+		for _, tool := range []string{"mkdir", "chmod", "cat", "sleep", "psql", "seq", "bash", "docker-entrypoint.sh", "gosu"} {
+			if strings.Contains(script, tool+" ") {
+				t.Errorf("%s script runs %s, which an image need not have", name, tool)
+			}
 		}
 	}
-	// The initialization script the primary's writes must be valid too.
-	init := primaryScript[strings.Index(primaryScript, "<<'PGWAIT_INIT'\n")+len("<<'PGWAIT_INIT'\n") : strings.Index(primaryScript, "PGWAIT_INIT\nexec")]
-	if out, err := exec.Command("bash", "-n", "-c", init).CombinedOutput(); err != nil {
-		t.Errorf("initialization script: bash -n: %v: %s", err, out)
-	}
-	for _, want := range []string{"WITH REPLICATION LOGIN", "host replication $PGWAIT_REPLICATION_USER all scram-sha-256", "exec docker-entrypoint.sh postgres \"$@\""} {
+	for _, want := range []string{"initdb -D \"$PGDATA\" -U postgres --pwfile=/dev/stdin", "host replication all all scram-sha-256", "exec postgres -D \"$PGDATA\" \"$@\""} {
 		if !strings.Contains(primaryScript, want) {
 			t.Errorf("primary script lacks %q", want)
 		}
@@ -149,10 +172,9 @@ func TestScripts(t *testing.T) {
 
 func TestDSN(t *testing.T) {
 	p := &Pair{
-		password:    "secret",
-		primaryAddr: "127.0.0.1:32768",
-		replicaAddr: "127.0.0.1:32769",
-		params:      []dsn.Param{{Key: "pgwait_wait_timeout", Value: "250ms"}},
+		password: "secret",
+		addrs:    [2]string{"127.0.0.1:32768", "127.0.0.1:32769"},
+		cfg:      config{params: []dsn.Param{{Key: "pgwait_wait_timeout", Value: "250ms"}}},
 	}
 	cfg, err := pgwait.ParseConfig(p.DSN())
 	if err != nil {
@@ -171,7 +193,7 @@ func TestDSN(t *testing.T) {
 	if err != nil || pgwait.Addr(replica) != "127.0.0.1:32769" {
 		t.Errorf("ReplicaDSN %q: %v", p.ReplicaDSN(), err)
 	}
-	v6 := &Pair{password: "x", primaryAddr: "[::1]:1", replicaAddr: "[::1]:2"}
+	v6 := &Pair{password: "x", addrs: [2]string{"[::1]:1", "[::1]:2"}}
 	if cfg, err := pgwait.ParseConfig(v6.DSN()); err != nil || pgwait.Addr(cfg.Primary) != "[::1]:1" || pgwait.Addr(cfg.Replicas[0]) != "[::1]:2" {
 		t.Errorf("IPv6: %q: %v", v6.DSN(), err)
 	}

@@ -2,12 +2,10 @@ module github.com/pgwait/pgwait/pgwaittest/docker
 
 go 1.26
 
-replace github.com/pgwait/pgwait => ../..
-
 require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/ory/dockertest/v3 v3.12.0
-	github.com/pgwait/pgwait v0.0.0
+	github.com/pgwait/pgwait v0.1.0
 )
 
 require (
