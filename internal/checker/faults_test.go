@@ -237,8 +237,10 @@ func openPgwait(t testing.TB, c *pgtest.Cluster, settings string) *sql.DB {
 // TestConsistencyThroughFailover runs clients through pgwait while replica 0
 // is promoted to primary (the old primary shut down, the other replica
 // following the new one). The primary DSN names every node with
-// target_session_attrs=read-write. Operations may fail while there is no
-// primary; none may be stale, go back in time, or be lost.
+// target_session_attrs=read-write. Clients play every role of the
+// workload, with a second handle at token scope. Operations may fail while
+// there is no primary; none may be stale, go back in time, be lost, or see
+// another tenant's rows.
 func TestConsistencyThroughFailover(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{Replicas: 2})
 	ctx := context.Background()
@@ -255,8 +257,12 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	db.SetMaxOpenConns(16)
+	other, err := sql.Open("pgwait", dsn+" pgwait_scope=token")
+	require.NoError(t, err)
+	defer other.Close()
+	other.SetMaxOpenConns(8)
 
-	w := &checker.Workload{DB: db, Clients: 8, Timeout: 5 * time.Second}
+	w := &checker.Workload{DB: db, Other: other, Clients: 8, Timeout: 5 * time.Second}
 	require.NoError(t, w.Setup(ctx))
 	runCtx, stop := context.WithTimeout(ctx, 8*time.Second)
 	defer stop()
@@ -279,7 +285,8 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	st, err := pgwaitdriver.StatsOf(ctx, db)
 	require.NoError(t, err)
 	t.Logf("failover took %v: %v", promoted.Sub(failover).Round(time.Millisecond), report)
-	t.Logf("pgwait: %d failovers, %d waits, %d fallbacks, %d ejections", st.Failovers, st.Waits, st.Fallbacks, st.Ejections)
+	t.Logf("pgwait: %d failovers, %d waits, %d fallbacks, %d ejections, %d tokens reset", st.Failovers, st.Waits, st.Fallbacks, st.Ejections, st.TokensReset)
+	logMix(t, ops)
 	t.Logf("recovery after the failover: %v", checker.RecoveryTime(ops, promoted).Round(time.Millisecond))
 	var lastFailure time.Time
 	for _, op := range ops {
@@ -293,6 +300,7 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	require.Empty(t, report.Stale, "stale reads: %v", report)
 	require.Empty(t, report.NonMonotonic, "non-monotonic reads: %v", report)
 	require.Empty(t, report.Lost, "lost writes: %v", report)
+	require.Empty(t, report.Leaks, "tenant leaks: %v", report)
 	require.EqualValues(t, 1, st.Failovers, "the new primary's timeline was noticed")
 	require.Positive(t, report.Writes)
 	require.GreaterOrEqual(t, checker.RecoveryTime(ops, promoted), time.Duration(0), "no replica served reads after the failover")

@@ -306,7 +306,7 @@ func (w *Workload) hostileRead(ctx context.Context, cl *client, db *sql.DB, hand
 // DISCARD ALL first, which unpins it (and resets the role, set again).
 func (w *Workload) tenantTurn(ctx context.Context, cl *client) {
 	tenant := tenants[cl.rng.IntN(len(tenants))]
-	op := Op{Client: cl.id, Kind: TenantRead, Tenant: tenant}
+	op := Op{Client: cl.id, Kind: TenantRead, Tenant: tenant, Via: string(Tenant)}
 	w.do(ctx, op, func(ctx context.Context, op *Op) error {
 		err := w.tenantRead(ctx, cl, op)
 		if err != nil {
