@@ -3,8 +3,11 @@
 // increasing versions of a few keys and read them back through pgwait while
 // faults are injected; afterwards Check looks for reads that missed a write
 // acknowledged before they started (read-your-writes, handle scope), reads
-// that went back in time for one client (monotonic reads), and acknowledged
-// writes missing at the end (lost writes).
+// that missed a write their token covers (read-your-writes through a token,
+// possibly across handles), reads that went back in time for one client
+// (monotonic reads), acknowledged writes missing at the end (lost writes),
+// and reads under row-level security that returned another tenant's rows
+// (tenant leaks).
 package checker
 
 import (
@@ -23,6 +26,9 @@ const (
 	Write Kind = iota
 	// Read reads a key's version.
 	Read
+	// TenantRead reads every row of a table under row-level security after
+	// switching the session's tenant.
+	TenantRead
 )
 
 // Op is one operation as a client saw it.
@@ -38,6 +44,22 @@ type Op struct {
 	Err error
 	// Replica is true when a read was served by a replica.
 	Replica bool
+	// Handle numbers the *sql.DB the operation went through (0: the
+	// workload's). Read-your-writes at handle scope and monotonic reads
+	// hold among the operations of one handle.
+	Handle int
+	// Token is, for a write made with a token, the token's position after
+	// it (the write's commit); for a read, the position of the token it
+	// carried from such writes: the read must see every write whose token
+	// position is at most it. 0: none.
+	Token uint64
+	// Via says how the operation was made ("insert", "SELECT f()", ...),
+	// for reports.
+	Via string
+	// Tenant is the tenant a TenantRead switched to, and Tenants the tenant
+	// of each row it returned.
+	Tenant  string
+	Tenants []string
 }
 
 // History collects operations from concurrent clients.
@@ -73,16 +95,18 @@ func (v Violation) String() string {
 	if v.Op.Replica {
 		where = "replica"
 	}
+	if v.Op.Kind == TenantRead {
+		return fmt.Sprintf("client %d (%s) as tenant %q saw rows of %q on the %s (%s), %s-%s",
+			v.Op.Client, v.Op.Via, v.Op.Tenant, v.Op.Tenants, where, v.Why,
+			v.Op.Start.Format("15:04:05.000000"), v.Op.End.Format("15:04:05.000000"))
+	}
 	return fmt.Sprintf("client %d %s key %d saw version %d on the %s, want >= %d (%s), %s-%s",
 		v.Op.Client, kindName(v.Op.Kind), v.Op.Key, v.Op.Version, where, v.Want, v.Why,
 		v.Op.Start.Format("15:04:05.000000"), v.Op.End.Format("15:04:05.000000"))
 }
 
 func kindName(k Kind) string {
-	if k == Write {
-		return "write"
-	}
-	return "read"
+	return [...]string{"write", "read", "tenant read"}[k]
 }
 
 // Report is what Check found.
@@ -90,22 +114,27 @@ type Report struct {
 	Writes, Reads             int // successful operations
 	FailedWrites, FailedReads int
 	ReplicaReads              int
-	Stale                     []Violation // read-your-writes
+	TokenReads                int // successful reads that carried a token
+	TenantReads               int // successful tenant reads (failed ones count in FailedReads)
+	TenantReplicaReads        int
+	Stale                     []Violation // read-your-writes, by handle or by token
 	NonMonotonic              []Violation // monotonic reads per client
 	Lost                      []Violation // acknowledged writes missing at the end
+	Leaks                     []Violation // tenant reads with rows not their tenant's, or none of its own
 }
 
 // OK reports whether no guarantee was broken and no read failed.
 func (r Report) OK() bool {
-	return r.FailedReads == 0 && len(r.Stale) == 0 && len(r.NonMonotonic) == 0 && len(r.Lost) == 0
+	return r.FailedReads == 0 && len(r.Stale) == 0 && len(r.NonMonotonic) == 0 && len(r.Lost) == 0 && len(r.Leaks) == 0
 }
 
 // String summarises the report, listing a few violations of each kind.
 func (r Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d writes (%d failed), %d reads (%d failed, %d on replicas): %d stale, %d non-monotonic, %d lost",
-		r.Writes, r.FailedWrites, r.Reads, r.FailedReads, r.ReplicaReads, len(r.Stale), len(r.NonMonotonic), len(r.Lost))
-	for _, vs := range [][]Violation{r.Stale, r.NonMonotonic, r.Lost} {
+	fmt.Fprintf(&b, "%d writes (%d failed), %d reads (%d failed, %d on replicas, %d with tokens), %d tenant reads (%d on replicas): %d stale, %d non-monotonic, %d lost, %d tenant leaks",
+		r.Writes, r.FailedWrites, r.Reads, r.FailedReads, r.ReplicaReads, r.TokenReads, r.TenantReads, r.TenantReplicaReads,
+		len(r.Stale), len(r.NonMonotonic), len(r.Lost), len(r.Leaks))
+	for _, vs := range [][]Violation{r.Stale, r.NonMonotonic, r.Lost, r.Leaks} {
 		for i, v := range vs {
 			if i == 5 {
 				fmt.Fprintf(&b, "\n  ... %d more", len(vs)-5)
@@ -119,17 +148,37 @@ func (r Report) String() string {
 }
 
 // Check verifies a history. final maps each key to its version read from the
-// primary after the run. Read-your-writes is checked at handle scope: a read
-// must see every write to its key acknowledged (by any client of the handle)
-// before the read started.
+// primary after the run.
+//
+// Read-your-writes is checked at handle scope: a read must see every write
+// to its key acknowledged (by any client of the same handle) before the read
+// started. A read that carried a token must also see every write to its key
+// whose token position is at most the token's, whichever handle made it.
+// Monotonic reads are checked per handle and client, for reads without a
+// token: a token read is owed what its token covers (a handle at token
+// scope keeps reads monotonic per connection only, and a pool hands a
+// client any connection). A tenant read must return rows, all of its tenant.
 func Check(ops []Op, final map[int]int64) Report {
 	var r Report
-	writes := map[int][]Op{} // per key, acknowledged writes by end time
+	type handleKey struct{ handle, key int }
+	writes := map[handleKey][]Op{} // acknowledged writes, per handle and key
+	tokenWrites := map[int][]Op{}  // acknowledged writes made with a token, per key
 	for _, op := range ops {
 		switch {
+		case op.Kind == TenantRead && op.Err == nil:
+			r.TenantReads++
+			if op.Replica {
+				r.TenantReplicaReads++
+			}
+			if v, ok := tenantLeak(op); !ok {
+				r.Leaks = append(r.Leaks, v)
+			}
 		case op.Kind == Write && op.Err == nil:
 			r.Writes++
-			writes[op.Key] = append(writes[op.Key], op)
+			writes[handleKey{op.Handle, op.Key}] = append(writes[handleKey{op.Handle, op.Key}], op)
+			if op.Token != 0 {
+				tokenWrites[op.Key] = append(tokenWrites[op.Key], op)
+			}
 		case op.Kind == Write:
 			r.FailedWrites++
 		case op.Err == nil:
@@ -137,34 +186,26 @@ func Check(ops []Op, final map[int]int64) Report {
 			if op.Replica {
 				r.ReplicaReads++
 			}
+			if op.Token != 0 {
+				r.TokenReads++
+			}
 		default:
 			r.FailedReads++
 		}
 	}
-	// For each key: acknowledged writes by end time, with the running
-	// maximum version, to find the highest version acknowledged before t.
-	type ack struct {
-		end time.Time
-		max int64
+	// For each handle and key: acknowledged writes by end time, with the
+	// running maximum version, to find the highest version acknowledged
+	// before t. For each key: writes made with a token by token position,
+	// likewise, to find the highest version a token covers.
+	acks := map[handleKey][]mark{}
+	lastAcked := map[int]int64{}
+	for hk, ws := range writes {
+		acks[hk] = marks(ws, func(op Op) uint64 { return nanos(op.End) })
+		lastAcked[hk.key] = max(lastAcked[hk.key], acks[hk][len(ws)-1].max)
 	}
-	acks := map[int][]ack{}
-	for key, ws := range writes {
-		sort.Slice(ws, func(i, j int) bool { return ws[i].End.Before(ws[j].End) })
-		list := make([]ack, len(ws))
-		var m int64
-		for i, w := range ws {
-			m = max(m, w.Version)
-			list[i] = ack{w.End, m}
-		}
-		acks[key] = list
-	}
-	ackedBefore := func(key int, t time.Time) int64 {
-		list := acks[key]
-		i := sort.Search(len(list), func(i int) bool { return !list[i].end.Before(t) })
-		if i == 0 {
-			return 0
-		}
-		return list[i-1].max
+	covered := map[int][]mark{}
+	for key, ws := range tokenWrites {
+		covered[key] = marks(ws, func(op Op) uint64 { return op.Token })
 	}
 
 	// Reads in start order, per client, for monotonic reads.
@@ -175,13 +216,19 @@ func Check(ops []Op, final map[int]int64) Report {
 		}
 	}
 	sort.Slice(reads, func(i, j int) bool { return reads[i].Start.Before(reads[j].Start) })
-	type clientKey struct{ client, key int }
+	type clientKey struct{ handle, client, key int }
 	lastSeen := map[clientKey]Op{}
 	for _, rd := range reads {
-		if want := ackedBefore(rd.Key, rd.Start); rd.Version < want {
+		if want := before(acks[handleKey{rd.Handle, rd.Key}], nanos(rd.Start), false); rd.Version < want {
 			r.Stale = append(r.Stale, Violation{rd, want, "a write acknowledged before the read started"})
 		}
-		ck := clientKey{rd.Client, rd.Key}
+		if rd.Token != 0 {
+			if want := before(covered[rd.Key], rd.Token, true); rd.Version < want {
+				r.Stale = append(r.Stale, Violation{rd, want, fmt.Sprintf("a write the read's token %X/%X covers", rd.Token>>32, uint32(rd.Token))})
+			}
+			continue
+		}
+		ck := clientKey{rd.Handle, rd.Client, rd.Key}
 		if prev, ok := lastSeen[ck]; ok && prev.End.Before(rd.Start) && rd.Version < prev.Version {
 			r.NonMonotonic = append(r.NonMonotonic, Violation{rd, prev.Version, "this client's previous read"})
 		}
@@ -189,12 +236,61 @@ func Check(ops []Op, final map[int]int64) Report {
 			lastSeen[ck] = rd
 		}
 	}
-	for key := range acks {
-		list := acks[key]
-		want := list[len(list)-1].max
+	for key, want := range lastAcked {
 		if got := final[key]; got < want {
 			r.Lost = append(r.Lost, Violation{Op{Kind: Write, Key: key, Version: got}, want, "final state"})
 		}
 	}
 	return r
+}
+
+// mark is a point in a list of writes ordered by end time (in nanoseconds)
+// or by token position, with the highest version up to it.
+type mark struct {
+	at  uint64
+	max int64
+}
+
+// nanos orders times as marks do.
+func nanos(t time.Time) uint64 { return uint64(t.UnixNano()) }
+
+// marks orders ws by at and keeps the running maximum version.
+func marks(ws []Op, at func(Op) uint64) []mark {
+	list := make([]mark, len(ws))
+	for i, w := range ws {
+		list[i] = mark{at(w), w.Version}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].at < list[j].at })
+	for i := 1; i < len(list); i++ {
+		list[i].max = max(list[i].max, list[i-1].max)
+	}
+	return list
+}
+
+// before returns the highest version of the marks before t (or at t, when
+// inclusive), 0 for none.
+func before(list []mark, t uint64, inclusive bool) int64 {
+	i := sort.Search(len(list), func(i int) bool {
+		if inclusive {
+			return list[i].at > t
+		}
+		return list[i].at >= t
+	})
+	if i == 0 {
+		return 0
+	}
+	return list[i-1].max
+}
+
+// tenantLeak checks a tenant read: it returned rows, and only its tenant's.
+func tenantLeak(op Op) (Violation, bool) {
+	if len(op.Tenants) == 0 {
+		return Violation{Op: op, Why: "none of its own rows"}, false
+	}
+	for _, t := range op.Tenants {
+		if t != op.Tenant {
+			return Violation{Op: op, Why: "another tenant's row"}, false
+		}
+	}
+	return Violation{}, true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgwait/pgwait"
 	pgwaitdriver "github.com/pgwait/pgwait/driver"
 	"github.com/pgwait/pgwait/internal/checker"
 	"github.com/pgwait/pgwait/internal/pgtest"
@@ -38,7 +40,10 @@ type fault struct {
 
 // TestConsistencyUnderFaults runs clients through pgwait while a replica's
 // replay is paused for longer than the wait timeout, and the replica is
-// killed, stopped and restarted; then it checks the history.
+// killed, stopped and restarted; then it checks the history. The clients
+// play every role of the workload: writes through functions, tokens handed
+// as text to a second handle (another process's, at token scope), hostile
+// tokens, tenant switches under row-level security.
 func TestConsistencyUnderFaults(t *testing.T) {
 	clients := envInt("PGWAIT_CHECKER_CLIENTS", 8)
 	seconds := envInt("PGWAIT_CHECKER_SECONDS", 12)
@@ -52,7 +57,12 @@ func TestConsistencyUnderFaults(t *testing.T) {
 	require.NoError(t, err)
 	defer primary.Close()
 
-	w := &checker.Workload{DB: db, Clients: clients}
+	// The second handle shares nothing in memory with the first: another
+	// process's, which only gets the writers' tokens as text.
+	other := openPgwait(t, c, "pgwait_scope=token pgwait_wait_timeout=200ms pgwait_health_interval=100ms")
+	other.SetMaxOpenConns(clients)
+
+	w := &checker.Workload{DB: db, Other: other, Clients: clients}
 	require.NoError(t, w.Setup(ctx))
 
 	runCtx, stop := context.WithTimeout(ctx, time.Duration(seconds)*time.Second)
@@ -101,14 +111,116 @@ func TestConsistencyUnderFaults(t *testing.T) {
 	report := checker.Check(ops, final)
 	st, err := pgwaitdriver.StatsOf(ctx, db)
 	require.NoError(t, err)
+	stOther, err := pgwaitdriver.StatsOf(ctx, other)
+	require.NoError(t, err)
 	t.Logf("%d clients, %ds: %v", clients, seconds, report)
-	t.Logf("pgwait: %d waits, %d timeouts, %d fallbacks, %d ejections, %d replica errors", st.Waits, st.WaitTimeouts, st.Fallbacks, st.Ejections, st.ReplicaErrors)
+	for name, st := range map[string]pgwait.Stats{"handle": st, "token-scope handle": stOther} {
+		t.Logf("pgwait (%s): %d writes, %d replica reads, %d primary reads, %d waits, %d timeouts, %d fallbacks, %d ejections, %d replica errors, %d tokens reset, %d pinned conns",
+			name, st.Writes, st.ReplicaReads, st.PrimaryReads, st.Waits, st.WaitTimeouts, st.Fallbacks, st.Ejections, st.ReplicaErrors, st.TokensReset, st.PinnedConns)
+	}
+	logMix(t, ops)
 	for _, f := range faults {
 		t.Logf("recovery after %-55s %v", f.name+":", checker.RecoveryTime(ops, f.ended).Round(time.Millisecond))
 	}
 	require.NotEmpty(t, faults, "the run was too short for any fault")
 	require.True(t, report.OK(), "consistency violated: %v", report)
 	require.Positive(t, report.ReplicaReads, "no read was served by the replica")
+	require.Positive(t, report.TokenReads, "no read carried a token to the second handle")
+	require.Positive(t, report.TenantReplicaReads, "no tenant read was served by the replica")
+	require.Positive(t, st.TokensReset, "no hostile token was reset on the handle")
+	require.Positive(t, stOther.TokensReset, "no hostile token was reset on the token-scope handle")
+	for handle, honest := range honestReplicaReads(ops) {
+		require.Positive(t, honest, "handle %d: no honest read was served by the replica", handle)
+	}
+	hostileTokensEjectNobody(t, ctx, w, db, other)
+}
+
+// logMix logs what each kind of operation did: how many succeeded, failed,
+// and were served by the replica.
+func logMix(t *testing.T, ops []checker.Op) {
+	type count struct{ ok, failed, replica int }
+	mix := map[string]*count{}
+	var names []string
+	for _, op := range ops {
+		name := fmt.Sprintf("%-11s %s", [...]string{"write", "read", "tenant read"}[op.Kind], op.Via)
+		if op.Kind == checker.Read && op.Handle != 0 {
+			name += " (second handle)"
+		}
+		if mix[name] == nil {
+			mix[name] = &count{}
+			names = append(names, name)
+		}
+		c := mix[name]
+		switch {
+		case op.Err != nil:
+			c.failed++
+		case op.Replica:
+			c.replica++
+			c.ok++
+		default:
+			c.ok++
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := mix[name]
+		share := 0.0
+		if c.ok > 0 {
+			share = 100 * float64(c.replica) / float64(c.ok)
+		}
+		t.Logf("  %-50s %6d ok %4d failed %6d on the replica (%.0f%%)", name, c.ok, c.failed, c.replica, share)
+	}
+}
+
+// honestReplicaReads counts, per handle, the reads without a hostile token
+// that the replica served.
+func honestReplicaReads(ops []checker.Op) map[int]int {
+	n := map[int]int{0: 0, 1: 0}
+	for _, op := range ops {
+		if op.Kind == checker.Read && op.Err == nil && op.Replica && op.Via != string(checker.Hostile) {
+			n[op.Handle]++
+		}
+	}
+	return n
+}
+
+// hostileTokensEjectNobody checks, once the faults are over and the replica
+// serves reads again, that hostile tokens sent between honest reads leave
+// the replica in rotation: every honest read, on both handles, is still
+// served by it, no wait times out and no replica is ejected.
+func hostileTokensEjectNobody(t *testing.T, ctx context.Context, w *checker.Workload, db, other *sql.DB) {
+	t.Helper()
+	onReplica := func(db *sql.DB, tok *pgwait.Token) bool {
+		var inRecovery bool
+		require.NoError(t, db.QueryRowContext(pgwait.WithToken(ctx, tok), "SELECT pg_is_in_recovery()").Scan(&inRecovery))
+		return inRecovery
+	}
+	honest := new(pgwait.Token)
+	for _, h := range []*sql.DB{db, other} {
+		require.Eventually(t, func() bool { return onReplica(h, honest) }, 20*time.Second, 20*time.Millisecond, "the replica serves reads again after the faults")
+	}
+	before := [2]pgwait.Stats{stats(t, db), stats(t, other)}
+	texts := []string{"FFFFFFFF/FFFFFFFF", "FFFFFFFF/FFFFFFFF@1", "0/10@9", "7FFFFFFF/0@1", "1234/5678", "0/10@4294967295"}
+	for i := range 60 {
+		h := []*sql.DB{db, other}[i%2]
+		tok, err := pgwait.ParseToken(texts[i%len(texts)])
+		require.NoError(t, err)
+		onReplica(h, tok)
+		require.True(t, onReplica(h, honest), "honest read %d after a hostile token (%s) left the replica", i, texts[i%len(texts)])
+	}
+	after := [2]pgwait.Stats{stats(t, db), stats(t, other)}
+	for i := range after {
+		require.Equal(t, before[i].Ejections, after[i].Ejections, "handle %d: hostile tokens ejected the replica", i)
+		require.Equal(t, before[i].WaitTimeouts, after[i].WaitTimeouts, "handle %d: hostile tokens made waits time out", i)
+		require.Greater(t, after[i].TokensReset, before[i].TokensReset, "handle %d", i)
+	}
+}
+
+func stats(t *testing.T, db *sql.DB) pgwait.Stats {
+	t.Helper()
+	st, err := pgwaitdriver.StatsOf(context.Background(), db)
+	require.NoError(t, err)
+	return st
 }
 
 func openPgwait(t testing.TB, c *pgtest.Cluster, settings string) *sql.DB {
@@ -125,8 +237,10 @@ func openPgwait(t testing.TB, c *pgtest.Cluster, settings string) *sql.DB {
 // TestConsistencyThroughFailover runs clients through pgwait while replica 0
 // is promoted to primary (the old primary shut down, the other replica
 // following the new one). The primary DSN names every node with
-// target_session_attrs=read-write. Operations may fail while there is no
-// primary; none may be stale, go back in time, or be lost.
+// target_session_attrs=read-write. Clients play every role of the
+// workload, with a second handle at token scope. Operations may fail while
+// there is no primary; none may be stale, go back in time, be lost, or see
+// another tenant's rows.
 func TestConsistencyThroughFailover(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{Replicas: 2})
 	ctx := context.Background()
@@ -143,8 +257,12 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	db.SetMaxOpenConns(16)
+	other, err := sql.Open("pgwait", dsn+" pgwait_scope=token")
+	require.NoError(t, err)
+	defer other.Close()
+	other.SetMaxOpenConns(8)
 
-	w := &checker.Workload{DB: db, Clients: 8, Timeout: 5 * time.Second}
+	w := &checker.Workload{DB: db, Other: other, Clients: 8, Timeout: 5 * time.Second}
 	require.NoError(t, w.Setup(ctx))
 	runCtx, stop := context.WithTimeout(ctx, 8*time.Second)
 	defer stop()
@@ -167,7 +285,8 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	st, err := pgwaitdriver.StatsOf(ctx, db)
 	require.NoError(t, err)
 	t.Logf("failover took %v: %v", promoted.Sub(failover).Round(time.Millisecond), report)
-	t.Logf("pgwait: %d failovers, %d waits, %d fallbacks, %d ejections", st.Failovers, st.Waits, st.Fallbacks, st.Ejections)
+	t.Logf("pgwait: %d failovers, %d waits, %d fallbacks, %d ejections, %d tokens reset", st.Failovers, st.Waits, st.Fallbacks, st.Ejections, st.TokensReset)
+	logMix(t, ops)
 	t.Logf("recovery after the failover: %v", checker.RecoveryTime(ops, promoted).Round(time.Millisecond))
 	var lastFailure time.Time
 	for _, op := range ops {
@@ -181,6 +300,7 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	require.Empty(t, report.Stale, "stale reads: %v", report)
 	require.Empty(t, report.NonMonotonic, "non-monotonic reads: %v", report)
 	require.Empty(t, report.Lost, "lost writes: %v", report)
+	require.Empty(t, report.Leaks, "tenant leaks: %v", report)
 	require.EqualValues(t, 1, st.Failovers, "the new primary's timeline was noticed")
 	require.Positive(t, report.Writes)
 	require.GreaterOrEqual(t, checker.RecoveryTime(ops, promoted), time.Duration(0), "no replica served reads after the failover")
