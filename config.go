@@ -138,6 +138,12 @@ const (
 	// MinHealthInterval and MaxHealthInterval bound Config.HealthInterval.
 	MinHealthInterval = 10 * time.Millisecond
 	MaxHealthInterval = 24 * time.Hour
+	// DefaultReplicaTimeout is how long a replica may stay silent; see
+	// Config.ReplicaTimeout.
+	DefaultReplicaTimeout = 2 * time.Second
+	// MinReplicaTimeout and MaxReplicaTimeout bound Config.ReplicaTimeout.
+	MinReplicaTimeout = 10 * time.Millisecond
+	MaxReplicaTimeout = time.Hour
 )
 
 // Config is a pgwait handle's configuration: one primary, its replicas, and
@@ -172,6 +178,16 @@ type Config struct {
 	// backoff. From MinHealthInterval to MaxHealthInterval; 0 means
 	// DefaultHealthInterval.
 	HealthInterval time.Duration
+	// ReplicaTimeout bounds how long a replica may stay silent before pgwait
+	// treats it as sick: connecting to it, and answering a read beyond the
+	// read's wait (a read's first row is due within its wait plus
+	// ReplicaTimeout, or, while the replica keeps answering the health
+	// probes, within each further ReplicaTimeout: a slow query on a healthy
+	// replica is not cut short). A replica that lets it pass has its
+	// connection abandoned and leaves the rotation, and the read falls back
+	// as after a replica error. From MinReplicaTimeout to MaxReplicaTimeout;
+	// 0 means DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
 	// Tracer, when set, is told about every statement pgwait routes. It has
 	// no DSN form: FormatDSN leaves it out.
 	Tracer Tracer
@@ -187,10 +203,11 @@ const (
 	keyBalance     = "pgwait_balance"
 	keyNoReplica   = "pgwait_no_replica"
 	keyHealth      = "pgwait_health_interval"
+	keyReplicaTO   = "pgwait_replica_timeout"
 	ownPrefix      = "pgwait_"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // keyword=value form) extended with pgwait's own keys:
@@ -208,6 +225,10 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	                     is healthy
 //	pgwait_health_interval  how often replicas are probed, as
 //	                     pgwait_wait_timeout, from 10ms to 24h; default 1s
+//	pgwait_replica_timeout  how long a replica may stay silent (connecting,
+//	                     or answering a read beyond its wait) before it is
+//	                     treated as sick: see Config.ReplicaTimeout; from
+//	                     10ms to 1h; default 2s
 //
 // Each replica in pgwait_replicas is either
 //
@@ -285,7 +306,7 @@ func parseConfig(dsn string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{Primary: primary, WaitTimeout: DefaultWaitTimeout, HealthInterval: DefaultHealthInterval}
+	cfg := &Config{Primary: primary, WaitTimeout: DefaultWaitTimeout, HealthInterval: DefaultHealthInterval, ReplicaTimeout: DefaultReplicaTimeout}
 	for _, k := range own.keys() {
 		if err := cfg.set(k, own[k]); err != nil {
 			return nil, err
@@ -356,6 +377,8 @@ func (c *Config) set(key, value string) (err error) {
 		c.NoReplica, err = parseName[NoReplicaPolicy](key, value, noReplicaNames)
 	case keyHealth:
 		c.HealthInterval, err = parseDuration(key, value, MinHealthInterval, MaxHealthInterval)
+	case keyReplicaTO:
+		c.ReplicaTimeout, err = parseDuration(key, value, MinReplicaTimeout, MaxReplicaTimeout)
 	default:
 		return unknownKey(key)
 	}
@@ -544,6 +567,9 @@ func (c *Config) Validate() error {
 	if d := c.HealthInterval; d != 0 && (d < MinHealthInterval || d > MaxHealthInterval) {
 		return fmt.Errorf("pgwait: health interval %v: want %v to %v (pgwait_health_interval), or 0 for the default %v", d, MinHealthInterval, MaxHealthInterval, DefaultHealthInterval)
 	}
+	if d := c.ReplicaTimeout; d != 0 && (d < MinReplicaTimeout || d > MaxReplicaTimeout) {
+		return fmt.Errorf("pgwait: replica timeout %v: want %v to %v (pgwait_replica_timeout), or 0 for the default %v", d, MinReplicaTimeout, MaxReplicaTimeout, DefaultReplicaTimeout)
+	}
 	for _, e := range c.enums() {
 		if int(e.v) >= len(e.names) {
 			return fmt.Errorf("pgwait: %s is %d, which is none of %s: use the package's constants", e.key, e.v, strings.Join(e.names, ", "))
@@ -645,6 +671,9 @@ func (c *Config) format(redact bool) (string, error) {
 	}
 	if d := c.HealthInterval; d != 0 && d != DefaultHealthInterval {
 		add(keyHealth, d.String())
+	}
+	if d := c.ReplicaTimeout; d != 0 && d != DefaultReplicaTimeout {
+		add(keyReplicaTO, d.String())
 	}
 	return out, nil
 }

@@ -36,6 +36,8 @@
 //	pgwait_no_replica    primary (default) or error: reads when no replica is
 //	                     in rotation
 //	pgwait_health_interval  how often replicas are probed (default 1s)
+//	pgwait_replica_timeout  how long a replica may stay silent before it is
+//	                     treated as sick (default 2s): see Config.ReplicaTimeout
 //
 // A replica given by host is connected to exactly as pgx would connect to
 // that host with the primary's settings: sslmode=verify-full checks the

@@ -45,6 +45,13 @@ type Stats struct {
 	// statement left state in the primary's session that replicas lack
 	// (a temporary table, set_config(), ...); see the package documentation.
 	PinnedConns uint64
+	// RecoveryConflicts counts replica reads cancelled by WAL replay (a
+	// recovery conflict) and run again on another replica or the primary.
+	RecoveryConflicts uint64
+	// ReplicaTimeouts counts round trips to a replica that passed the replica
+	// timeout without an answer (Config.ReplicaTimeout): the connection was
+	// abandoned, the replica ejected, and the read run elsewhere.
+	ReplicaTimeouts uint64
 	// WaitTime is the total time reads spent waiting for replicas, and
 	// WaitHistogram how those waits were spread.
 	WaitTime      time.Duration

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,7 +78,7 @@ func (c *Conn) Primary(ctx context.Context) (*pgx.Conn, error) {
 // Replica returns the *pgx.Conn of this connection's replica, opening it if
 // needed. Use it inside sql.Conn.Raw; do not keep it past the Raw call.
 func (c *Conn) Replica(ctx context.Context) (*pgx.Conn, error) {
-	s, err := c.replicaSide(ctx, 0)
+	s, err := c.replicaSide(ctx, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,9 +118,13 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 }
 
 // replicaSide returns the connection to the replica that should serve a read
-// that must see target, opening it if needed.
-func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN) (*side, error) {
-	var tried []int
+// that must see target, opening it if needed; exclude lists replicas the
+// read already tried. A replica that refuses the connection is ejected,
+// unless it only has no free connection slot (SQLSTATE 53300): then the
+// read tries another, and the replica stays in rotation for the pooled
+// connections that hold one.
+func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, exclude []int) (*side, error) {
+	tried := slices.Clone(exclude)
 	for range len(c.c.replicas) {
 		i := c.c.track.Pick(c.session, target, tried...)
 		if i < 0 {
@@ -140,7 +145,10 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN) (*side, erro
 				return nil, err
 			}
 			c.c.stats.replicaErrors.Add(1)
-			c.eject(rep, tracker.Failed)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+				c.eject(rep, tracker.Failed)
+			}
 			continue
 		}
 		s := newSide(dc.(*stdlib.Conn), rep)
@@ -225,25 +233,33 @@ func (c *Conn) Ping(ctx context.Context) error {
 // CheckNamedValue accepts every argument: pgx converts them.
 func (c *Conn) CheckNamedValue(*sqldriver.NamedValue) error { return nil }
 
-// ResetSession is called before database/sql reuses the connection.
+// ResetSession is called before database/sql reuses the connection. The
+// primary connection, if open, is checked as pgx stdlib checks it; replica
+// connections are never pinged with the next caller's context (a frozen
+// replica would hold up a write): a broken one is dropped, and reads notice
+// a sick one within the replica timeout.
 func (c *Conn) ResetSession(ctx context.Context) error {
-	if c.primary == nil || c.primary.broken() {
-		return sqldriver.ErrBadConn
-	}
-	if err := c.primary.std.ResetSession(ctx); err != nil {
-		return err
+	if c.primary != nil {
+		if c.primary.broken() {
+			return sqldriver.ErrBadConn
+		}
+		if err := c.primary.std.ResetSession(ctx); err != nil {
+			return err
+		}
 	}
 	for _, s := range c.sides {
-		if err := s.std.ResetSession(ctx); err != nil {
+		if s.broken() {
 			c.dropSide(s) // reads reopen one; nothing of the session is lost
 		}
 	}
 	return nil
 }
 
-// IsValid reports whether database/sql may reuse the connection.
+// IsValid reports whether database/sql may reuse the connection: not when
+// its primary connection broke (its session, and what it pinned there, is
+// gone).
 func (c *Conn) IsValid() bool {
-	return c.primary != nil && !c.primary.broken()
+	return c.primary == nil || !c.primary.broken()
 }
 
 // ExecContext runs a statement that returns no rows.

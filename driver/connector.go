@@ -90,8 +90,12 @@ type replica struct {
 }
 
 // maxBackoff bounds the backoff of a replica whose probes keep failing:
-// they double the wait before the next one from the health interval up.
-const maxBackoff = 30 * time.Second
+// they double the wait before the next one from the health interval up to
+// ten health intervals (from 1 s to 30 s), so that a replica back from a
+// crash is found again soon.
+func maxBackoff(interval time.Duration) time.Duration {
+	return min(max(10*interval, time.Second), 30*time.Second)
+}
 
 // NewConnector returns a connector for cfg, for sql.OpenDB. It refuses a
 // config that cfg.Validate refuses, with the same error; a zero WaitTimeout
@@ -107,6 +111,9 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 	if c.cfg.HealthInterval == 0 {
 		c.cfg.HealthInterval = pgwait.DefaultHealthInterval
 	}
+	if c.cfg.ReplicaTimeout == 0 {
+		c.cfg.ReplicaTimeout = pgwait.DefaultReplicaTimeout
+	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
 	for i, rc := range cfg.Replicas {
 		rc = rc.Copy()
@@ -114,6 +121,10 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 		// the replica: have the server check the client while it waits.
 		if _, ok := rc.RuntimeParams["client_connection_check_interval"]; !ok {
 			rc.RuntimeParams["client_connection_check_interval"] = "1000"
+		}
+		// A replica that does not answer a connection attempt is sick.
+		if rc.ConnectTimeout == 0 || rc.ConnectTimeout > c.cfg.ReplicaTimeout {
+			rc.ConnectTimeout = c.cfg.ReplicaTimeout
 		}
 		c.replicas = append(c.replicas, &replica{
 			index:     i,
@@ -127,21 +138,24 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 		Balance:        c.cfg.Balance,
 		Replicas:       len(c.replicas),
 		HealthInterval: c.cfg.HealthInterval,
-		MaxBackoff:     maxBackoff,
+		MaxBackoff:     maxBackoff(c.cfg.HealthInterval),
 	})
 	c.health.init(c)
 	return c, nil
 }
 
-// Connect returns a connection with its primary connection open; its replica
-// connections open on first use.
+// Connect returns a connection. Without replicas its primary connection is
+// opened now, so that a wrong DSN or a down primary fails here, as with pgx
+// stdlib. With replicas every server connection opens on first use: a
+// connection that only reads never dials the primary, and reads go on while
+// the primary is down (db.Ping checks the primary).
 func (c *Connector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 	c.health.start()
 	conn := &Conn{c: c, session: c.track.NewSession()}
-	// Open the primary now so that a wrong DSN or a down primary fails here,
-	// as with any other driver.
-	if _, err := conn.primarySide(ctx); err != nil {
-		return nil, err
+	if len(c.replicas) == 0 {
+		if _, err := conn.primarySide(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return conn, nil
 }
@@ -203,9 +217,9 @@ func (c *Connector) Stats() pgwait.Stats { return c.stats.snapshot() }
 type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
-	ejections, failovers, tokensReset, pins atomic.Uint64
-	waitNanos                               atomic.Int64
-	waitBuckets                             [14]atomic.Uint64
+	ejections, failovers, tokensReset, pins, recoveryConflicts, replicaTimeouts atomic.Uint64
+	waitNanos                                                                   atomic.Int64
+	waitBuckets                                                                 [14]atomic.Uint64
 }
 
 // waitBounds are the histogram's bucket bounds, copied once.
@@ -219,22 +233,24 @@ func (k *counters) observeWait(d time.Duration) {
 
 func (k *counters) snapshot() pgwait.Stats {
 	st := pgwait.Stats{
-		Writes:          k.writes.Load(),
-		ReplicaReads:    k.replicaReads.Load(),
-		PrimaryReads:    k.primaryReads.Load(),
-		Waits:           k.waits.Load(),
-		WaitsSkipped:    k.waitsSkipped.Load(),
-		WaitTimeouts:    k.waitTimeouts.Load(),
-		Fallbacks:       k.fallbacks.Load(),
-		ReadOnlyRetries: k.readOnlyRetries.Load(),
-		Promotions:      k.promotions.Load(),
-		ReplicaErrors:   k.replicaErrors.Load(),
-		Ejections:       k.ejections.Load(),
-		Failovers:       k.failovers.Load(),
-		TokensReset:     k.tokensReset.Load(),
-		PinnedConns:     k.pins.Load(),
-		WaitTime:        time.Duration(k.waitNanos.Load()),
-		WaitHistogram:   make([]pgwait.WaitBucket, len(k.waitBuckets)),
+		Writes:            k.writes.Load(),
+		ReplicaReads:      k.replicaReads.Load(),
+		PrimaryReads:      k.primaryReads.Load(),
+		Waits:             k.waits.Load(),
+		WaitsSkipped:      k.waitsSkipped.Load(),
+		WaitTimeouts:      k.waitTimeouts.Load(),
+		Fallbacks:         k.fallbacks.Load(),
+		ReadOnlyRetries:   k.readOnlyRetries.Load(),
+		Promotions:        k.promotions.Load(),
+		ReplicaErrors:     k.replicaErrors.Load(),
+		Ejections:         k.ejections.Load(),
+		Failovers:         k.failovers.Load(),
+		TokensReset:       k.tokensReset.Load(),
+		PinnedConns:       k.pins.Load(),
+		RecoveryConflicts: k.recoveryConflicts.Load(),
+		ReplicaTimeouts:   k.replicaTimeouts.Load(),
+		WaitTime:          time.Duration(k.waitNanos.Load()),
+		WaitHistogram:     make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}
 	for i := range k.waitBuckets {
 		if i < len(waitBounds) {

@@ -2,7 +2,9 @@ package driver
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,24 +13,40 @@ import (
 	"github.com/pgwait/pgwait/internal/tracker"
 )
 
-// healthChecker probes every replica on the connector's health interval over
-// a connection of its own: is it reachable, still in recovery, how far has
-// it replayed. Probes feed what reads know of each replica (so that they skip
-// waits), and put ejected replicas back in rotation once they are healthy and
-// caught up. Probes of ejected replicas respect their backoff.
+// healthChecker probes each replica on the connector's health interval, in a
+// loop of its own over a connection of its own (so that one hung replica
+// delays no news of the others): is it reachable, still in recovery, how far
+// has it replayed. Probes feed what reads know of each replica (so that they
+// skip waits), put ejected replicas back in rotation once they are healthy
+// and caught up (respecting their backoff), and tell reads whether a replica
+// that is slow to answer is alive (aliveSince).
+//
+// It also keeps a connection to the primary to read its current WAL position
+// (primaryPosition): on the health interval, so that tokens from other
+// processes are usually known to be honest without a round trip, and on
+// demand, coalesced, to verify a token ahead of everything seen.
 type healthChecker struct {
 	c      *Connector
 	once   sync.Once
 	ctx    context.Context // ends when the connector closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	conns  []*pgconn.PgConn
+	// alive[i] is when a probe of replica i last succeeded (unix nanoseconds).
+	alive []atomic.Int64
+
+	// primary is the position probe's connection, guarded by the one token
+	// in primarySem; lastAt is when its last position was read.
+	primarySem chan struct{}
+	primary    *pgconn.PgConn
+	sizes      [2]uint64 // WAL block and segment sizes of the primary
+	lastAt     time.Time
 }
 
 func (h *healthChecker) init(c *Connector) {
 	h.c = c
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.conns = make([]*pgconn.PgConn, len(c.replicas))
+	h.alive = make([]atomic.Int64, len(c.replicas))
+	h.primarySem = make(chan struct{}, 1)
 }
 
 // start starts the probes, once, if there are replicas.
@@ -37,23 +55,43 @@ func (h *healthChecker) start() {
 		return
 	}
 	h.once.Do(func() {
+		for i, r := range h.c.replicas {
+			h.wg.Add(1)
+			go h.probeLoop(i, r)
+		}
 		h.wg.Add(1)
-		go h.run()
+		go h.primaryLoop()
 	})
 }
 
+// stop ends the probes and closes their connections.
 func (h *healthChecker) stop() {
 	h.cancel()
 	h.wg.Wait()
+	h.primarySem <- struct{}{}
+	if h.primary != nil {
+		closeProbe(h.primary)
+		h.primary = nil
+	}
+	<-h.primarySem
 }
 
-func (h *healthChecker) run() {
+// probeTimeout bounds one probe.
+func (h *healthChecker) probeTimeout() time.Duration {
+	return min(max(2*h.c.cfg.HealthInterval, 500*time.Millisecond), 5*time.Second)
+}
+
+// aliveSince reports whether replica i answered a probe after t.
+func (h *healthChecker) aliveSince(i int, t time.Time) bool {
+	return h.alive[i].Load() > t.UnixNano()
+}
+
+func (h *healthChecker) probeLoop(i int, r *replica) {
 	defer h.wg.Done()
+	var pc *pgconn.PgConn
 	defer func() {
-		for _, pc := range h.conns {
-			if pc != nil {
-				closeProbe(pc)
-			}
+		if pc != nil {
+			closeProbe(pc)
 		}
 	}()
 	t := time.NewTicker(h.c.cfg.HealthInterval)
@@ -64,29 +102,23 @@ func (h *healthChecker) run() {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
-		for i, r := range h.c.replicas {
-			if !h.c.track.DueForProbe(i, now) {
-				continue // ejected: wait out the backoff
-			}
-			h.probe(i, r)
+		if !h.c.track.DueForProbe(i, time.Now()) {
+			continue // ejected: wait out the backoff
 		}
+		pc = h.probe(i, r, pc)
 	}
 }
 
-// probeTimeout bounds one probe.
-func (h *healthChecker) probeTimeout() time.Duration {
-	return min(max(2*h.c.cfg.HealthInterval, 200*time.Millisecond), 5*time.Second)
-}
-
-func (h *healthChecker) probe(i int, r *replica) {
+// probe probes replica i over pc (nil: connect first) and returns the
+// connection to use next time (nil after a failure).
+func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgConn {
 	ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
 	defer cancel()
-	replayed, inRecovery, err := h.query(ctx, i, r)
+	replayed, inRecovery, pc, err := queryReplica(ctx, r, pc)
 	track, stats := h.c.track, &h.c.stats
 	switch {
 	case h.ctx.Err() != nil:
-		return // closing
+		return pc // closing
 	case err != nil:
 		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
 			stats.ejections.Add(1)
@@ -94,13 +126,113 @@ func (h *healthChecker) probe(i int, r *replica) {
 	case !inRecovery:
 		// Promoted: it no longer follows the primary. Keep it out; a probe
 		// after the backoff looks again (it may have been rebuilt).
+		h.alive[i].Store(time.Now().UnixNano())
 		if track.ProbeFailed(i, tracker.Promoted, time.Now()) {
 			stats.ejections.Add(1)
 			stats.promotions.Add(1)
 		}
 	default:
+		h.alive[i].Store(time.Now().UnixNano())
 		track.ProbeOK(i, replayed)
 	}
+	return pc
+}
+
+// queryReplica asks a replica whether it is in recovery and how far it has
+// replayed, connecting first when pc is nil; on failure the connection is
+// closed and nil returned.
+func queryReplica(ctx context.Context, r *replica, pc *pgconn.PgConn) (lsn.LSN, bool, *pgconn.PgConn, error) {
+	if pc == nil || pc.IsClosed() {
+		var err error
+		pc, err = pgconn.ConnectConfig(ctx, &r.cfg.Config)
+		if err != nil {
+			return 0, false, nil, err
+		}
+	}
+	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		closeProbe(pc)
+		return 0, false, nil, res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		closeProbe(pc)
+		return 0, false, nil, errProbeShape
+	}
+	if string(res.Rows[0][0]) != "t" || res.Rows[0][1] == nil {
+		return 0, false, pc, nil
+	}
+	l, err := lsn.Parse(string(res.Rows[0][1]))
+	return l, true, pc, err
+}
+
+// primaryLoop reads the primary's WAL position on the health interval.
+func (h *healthChecker) primaryLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.c.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
+		h.primaryPosition(ctx)
+		cancel()
+	}
+}
+
+// primaryPosition reads the primary's current WAL position (mapped past page
+// headers, as captures are) and tells the tracker. Concurrent callers share
+// one read: a caller that waited for another's read, begun after its own
+// call, takes that result.
+func (h *healthChecker) primaryPosition(ctx context.Context) error {
+	called := time.Now()
+	select {
+	case h.primarySem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-h.primarySem }()
+	if h.lastAt.After(called) {
+		return nil // read for us while we waited
+	}
+	pc := h.primary
+	if pc == nil || pc.IsClosed() {
+		var err error
+		pc, err = pgconn.ConnectConfig(ctx, &h.c.cfg.Primary.Config)
+		if err != nil {
+			return err
+		}
+		h.primary = pc
+		res := pc.ExecParams(ctx, sizesQuery, nil, nil, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+			closeProbe(pc)
+			h.primary = nil
+			if res.Err == nil {
+				res.Err = errProbeShape
+			}
+			return res.Err
+		}
+		h.sizes[0], _ = strconv.ParseUint(string(res.Rows[0][0]), 10, 64)
+		h.sizes[1], _ = strconv.ParseUint(string(res.Rows[0][1]), 10, 64)
+	}
+	res := pc.ExecParams(ctx, lsnQuery, nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+		closeProbe(pc)
+		h.primary = nil
+		if res.Err == nil {
+			res.Err = errProbeShape
+		}
+		return res.Err
+	}
+	l, err := lsn.Parse(string(res.Rows[0][0]))
+	if err != nil {
+		return err
+	}
+	h.c.track.ObservePrimaryPosition(lsn.EndOfRecord(l, h.sizes[0], h.sizes[1]))
+	h.lastAt = time.Now()
+	return nil
 }
 
 // closeTimeout bounds the goodbye sent when a probe connection is closed.
@@ -112,34 +244,8 @@ func closeProbe(pc *pgconn.PgConn) {
 	pc.Close(ctx)
 }
 
-func (h *healthChecker) query(ctx context.Context, i int, r *replica) (lsn.LSN, bool, error) {
-	pc := h.conns[i]
-	if pc == nil || pc.IsClosed() {
-		var err error
-		pc, err = pgconn.ConnectConfig(ctx, &r.cfg.Config)
-		if err != nil {
-			return 0, false, err
-		}
-		h.conns[i] = pc
-	}
-	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		closeProbe(pc)
-		h.conns[i] = nil
-		return 0, false, res.Err
-	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
-		return 0, false, errProbeShape
-	}
-	if string(res.Rows[0][0]) != "t" || res.Rows[0][1] == nil {
-		return 0, false, nil
-	}
-	l, err := lsn.Parse(string(res.Rows[0][1]))
-	return l, true, err
-}
-
 type probeError string
 
 func (e probeError) Error() string { return string(e) }
 
-const errProbeShape = probeError("pgwait: replica health probe returned an unexpected result")
+const errProbeShape = probeError("pgwait: health probe returned an unexpected result")

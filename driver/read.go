@@ -5,6 +5,8 @@ import (
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -57,6 +59,8 @@ const (
 	fallbackError     = "replica error"
 	fallbackNoReplica = "no replica"
 	fallbackReadOnly  = "read-only violation"
+	fallbackConflict  = "recovery conflict"
+	fallbackSilent    = "replica timeout"
 )
 
 // waitBudget is the server-side TIMEOUT of a wait: the configured wait
@@ -138,22 +142,33 @@ func (c *Conn) timeoutError(s *side, w waitInfo) error {
 
 // read runs a read-only statement on a replica, waiting for the scope's LSN
 // in the same round trip when the replica may be behind, and falls back as
-// the policy says.
-func (c *Conn) read(ctx context.Context, query string, args []any) (sqldriver.Rows, error) {
+// the policy says; exclude lists replicas this read already tried.
+func (c *Conn) read(ctx context.Context, query string, args []any, exclude ...int) (sqldriver.Rows, error) {
 	tg := c.target(ctx)
-	s, err := c.replicaSide(ctx, tg.LSN)
+	s, err := c.replicaSide(ctx, tg.LSN, exclude)
 	if err != nil {
-		return c.fallback(ctx, query, args, fallbackNoReplica, err, waitInfo{})
+		reason := fallbackNoReplica
+		if len(exclude) > 0 {
+			reason = fallbackConflict
+		}
+		return c.fallback(ctx, query, args, reason, err, waitInfo{})
 	}
 	if !c.c.track.NeedsWait(s.rep.index, tg.LSN) {
 		if tg.LSN != 0 {
 			c.c.stats.waitsSkipped.Add(1)
 		}
+		b := c.watchReplica(s, 0)
 		r, err := s.query(ctx, query, args)
-		return c.replicaDone(ctx, s, query, args, r, err, waitInfo{target: tg.LSN})
+		if b.stop() {
+			return c.replicaSilent(ctx, s, query, args, r, waitInfo{target: tg.LSN})
+		}
+		return c.replicaDone(ctx, s, query, args, r, err, waitInfo{target: tg.LSN}, exclude)
 	}
 	var r *rows
+	var b *replicaBound
 	w, err := c.wait(ctx, s, tg, func(ms int64) (status string, err error) {
+		b = c.watchReplica(s, time.Duration(ms)*time.Millisecond)
+		defer b.stop()
 		if c.usePolling(s) {
 			status, err = s.poll(ctx, tg.LSN, time.Duration(ms)*time.Millisecond)
 			if err == nil && status == waitSuccess {
@@ -165,6 +180,8 @@ func (c *Conn) read(ctx context.Context, query string, args []any) (sqldriver.Ro
 		return status, err
 	})
 	switch {
+	case b != nil && b.stop():
+		return c.replicaSilent(ctx, s, query, args, r, w)
 	case err == nil && w.status == waitTimeout:
 		if err := c.timeoutError(s, w); err != nil {
 			c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(w.target), Waited: w.took, WaitStatus: w.status, Err: err})
@@ -174,12 +191,99 @@ func (c *Conn) read(ctx context.Context, query string, args []any) (sqldriver.Ro
 	case err == nil && w.status == waitNotInRecovery:
 		return c.fallback(ctx, query, args, fallbackPromoted, nil, w)
 	}
-	return c.replicaDone(ctx, s, query, args, r, err, w)
+	return c.replicaDone(ctx, s, query, args, r, err, w, exclude)
 }
 
-// replicaDone finishes a replica read: records it, or sends it to the
-// primary when the replica refused it as a write (25006) or failed.
-func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error, w waitInfo) (sqldriver.Rows, error) {
+// replicaSilent handles a replica that let its bound pass (watchReplica):
+// its connection is abandoned, it leaves the rotation, and the read runs
+// on the primary (a read is safe to repeat).
+func (c *Conn) replicaSilent(ctx context.Context, s *side, query string, args []any, r *rows, w waitInfo) (sqldriver.Rows, error) {
+	if r != nil {
+		r.Close()
+	}
+	c.c.stats.replicaTimeouts.Add(1)
+	c.c.stats.replicaErrors.Add(1)
+	s.abandon()
+	c.eject(s.rep, tracker.Failed)
+	c.dropSide(s)
+	return c.fallback(ctx, query, args, fallbackSilent, errReplicaSilent, w)
+}
+
+// errReplicaSilent is the cause of a fallback from a replica that stopped
+// answering.
+var errReplicaSilent = errors.New("pgwait: the replica did not answer within pgwait_replica_timeout")
+
+// replicaBound watches one round trip to a replica (watchReplica).
+type replicaBound struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool // the round trip ended
+	fired bool // the bound passed: the connection's deadline was set
+}
+
+// watchReplica bounds a round trip to replica s that includes a wait of up
+// to wait: if the replica has not answered within wait plus the replica
+// timeout, and answered no health probe in the last replica timeout
+// either, the connection's deadline is set to now, so that the round trip
+// fails at once; stop reports that. A replica that keeps answering probes
+// is slow, not sick: its round trip gets another replica timeout.
+func (c *Conn) watchReplica(s *side, wait time.Duration) *replicaBound {
+	b := &replicaBound{}
+	d := c.c.cfg.ReplicaTimeout
+	since := time.Now()
+	var fire func()
+	fire = func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.done {
+			return
+		}
+		if c.c.health.aliveSince(s.rep.index, since) {
+			since = time.Now()
+			b.timer.Reset(d)
+			return
+		}
+		b.fired = true
+		s.pg.Conn().SetDeadline(time.Now())
+	}
+	b.mu.Lock()
+	b.timer = time.AfterFunc(wait+d, fire)
+	b.mu.Unlock()
+	return b
+}
+
+// stop ends the watch and reports whether the bound passed. It may be
+// called more than once.
+func (b *replicaBound) stop() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	b.timer.Stop()
+	return b.fired
+}
+
+// isRecoveryConflict reports an error a hot standby raises when replaying
+// WAL cancels a query (ProcessInterrupts in PostgreSQL's postgres.c): most
+// conflicts as serialization_failure (40001), a buffer-pin deadlock as
+// deadlock_detected (40P01), a dropped database as database_dropped (57P04),
+// each with "conflict with recovery" in the message.
+func isRecoveryConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40001", "40P01", "57P04":
+		return strings.Contains(pgErr.Message, "conflict with recovery")
+	}
+	return false
+}
+
+// replicaDone finishes a replica read: records it, or sends it elsewhere
+// when the replica refused it as a write (25006: to the primary), cancelled
+// it for a recovery conflict (to another replica, or the primary), or
+// failed (to the primary).
+func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error, w waitInfo, exclude []int) (sqldriver.Rows, error) {
 	if err == nil {
 		c.c.stats.replicaReads.Add(1)
 		c.c.track.ReplicaRead(c.session, s.rep.index, w.target)
@@ -199,6 +303,15 @@ func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []an
 			c.dropSide(s)
 		}
 		return nil, err
+	case isRecoveryConflict(err):
+		// Replay cancelled the read; a read is safe to run again, on another
+		// replica (this one stays in rotation: conflicts are transient).
+		c.c.stats.recoveryConflicts.Add(1)
+		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status, Fallback: fallbackConflict, Err: err})
+		if s.broken() {
+			c.dropSide(s)
+		}
+		return c.read(ctx, query, args, append(exclude, s.rep.index)...)
 	case s.broken():
 		// The replica went away. A read is safe to run again: on the primary.
 		c.c.stats.replicaErrors.Add(1)
@@ -227,7 +340,7 @@ func (c *Conn) fallback(ctx context.Context, query string, args []any, reason st
 		}
 		return nil, ctx.Err()
 	}
-	if reason == fallbackNoReplica && c.c.cfg.NoReplica == pgwait.NoReplicaFail {
+	if (reason == fallbackNoReplica || reason == fallbackConflict) && c.c.cfg.NoReplica == pgwait.NoReplicaFail {
 		err := pgwait.ErrNoReplica
 		if cause != nil && !errors.Is(cause, pgwait.ErrNoReplica) {
 			err = fmt.Errorf("%w: %w", pgwait.ErrNoReplica, cause)

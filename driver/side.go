@@ -67,6 +67,13 @@ func serverMajor(v string) int {
 
 func (s *side) close() error { return s.std.Close() }
 
+// abandon closes a connection whose server stopped answering, at once:
+// its socket first, so that no goodbye waits on a silent peer.
+func (s *side) abandon() {
+	s.pg.Conn().Close()
+	s.std.Close()
+}
+
 func (s *side) broken() bool { return s.pgx.IsClosed() }
 
 // prepare returns the statement for sql, preparing it on first use.

@@ -65,7 +65,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 // when the primary should take the transaction instead.
 func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 	tg := c.target(ctx)
-	s, err := c.replicaSide(ctx, tg.LSN)
+	s, err := c.replicaSide(ctx, tg.LSN, nil)
 	if err != nil {
 		if c.c.cfg.NoReplica == pgwait.NoReplicaFail && ctx.Err() == nil {
 			return nil, pgwait.ErrNoReplica
@@ -73,8 +73,11 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 		return nil, nil
 	}
 	w := waitInfo{target: tg.LSN, status: waitSuccess}
+	var b *replicaBound
 	if c.c.track.NeedsWait(s.rep.index, tg.LSN) {
 		w, err = c.wait(ctx, s, tg, func(ms int64) (string, error) {
+			b = c.watchReplica(s, time.Duration(ms)*time.Millisecond)
+			defer b.stop()
 			if c.usePolling(s) {
 				status, err := s.poll(ctx, tg.LSN, time.Duration(ms)*time.Millisecond)
 				if err == nil && status == waitSuccess {
@@ -85,7 +88,17 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 			return s.beginWait(ctx, begin, tg.LSN, ms)
 		})
 	} else {
+		b = c.watchReplica(s, 0)
 		err = s.simple(ctx, begin)
+	}
+	if b != nil && b.stop() {
+		// The replica stopped answering: the primary takes the transaction.
+		c.c.stats.replicaTimeouts.Add(1)
+		c.c.stats.replicaErrors.Add(1)
+		s.abandon()
+		c.eject(s.rep, tracker.Failed)
+		c.dropSide(s)
+		return nil, nil
 	}
 	if err != nil {
 		return nil, c.replicaBeginFailed(ctx, s, err)

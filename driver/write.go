@@ -162,16 +162,11 @@ func (c *Conn) answered(ctx context.Context, cls classify.Result, l lsn.LSN) {
 }
 
 // learnPrimaryPosition reads the primary's current WAL position, to verify
-// a token ahead of everything the tracker has seen.
+// a token ahead of everything the tracker has seen, within the replica
+// timeout: over the health checker's connection, shared by concurrent
+// callers, so that reads need no primary connection of their own.
 func (c *Conn) learnPrimaryPosition(ctx context.Context) error {
-	s, err := c.primarySide(ctx)
-	if err != nil {
-		return err
-	}
-	l, err := s.currentLSN(ctx)
-	if err != nil {
-		return err
-	}
-	c.c.track.ObservePrimaryPosition(l)
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, c.c.cfg.ReplicaTimeout)
+	defer cancel()
+	return c.c.health.primaryPosition(ctx)
 }
