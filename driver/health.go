@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,7 +145,7 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 func queryReplica(ctx context.Context, r *replica, pc *pgconn.PgConn) (lsn.LSN, bool, *pgconn.PgConn, error) {
 	if pc == nil || pc.IsClosed() {
 		var err error
-		pc, err = pgconn.ConnectConfig(ctx, &r.cfg.Config)
+		pc, err = pgconn.ConnectConfig(ctx, probeConfig(&r.cfg.Config))
 		if err != nil {
 			return 0, false, nil, err
 		}
@@ -200,7 +201,7 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	pc := h.primary
 	if pc == nil || pc.IsClosed() {
 		var err error
-		pc, err = pgconn.ConnectConfig(ctx, &h.c.cfg.Primary.Config)
+		pc, err = pgconn.ConnectConfig(ctx, probeConfig(&h.c.cfg.Primary.Config))
 		if err != nil {
 			return err
 		}
@@ -233,6 +234,14 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	h.c.track.ObservePrimaryPosition(lsn.EndOfRecord(l, h.sizes[0], h.sizes[1]))
 	h.lastAt = time.Now()
 	return nil
+}
+
+// probeConfig is cfg for a health probe's connection, which names itself in
+// pg_stat_activity: application_name gets " (pgwait probe)" appended.
+func probeConfig(cfg *pgconn.Config) *pgconn.Config {
+	c := cfg.Copy()
+	c.RuntimeParams["application_name"] = strings.TrimSpace(cfg.RuntimeParams["application_name"] + " (pgwait probe)")
+	return c
 }
 
 // closeTimeout bounds the goodbye sent when a probe connection is closed.

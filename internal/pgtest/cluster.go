@@ -329,6 +329,11 @@ func (c *Cluster) Close() error {
 	}
 	c.closed = true
 	nodes := append([]*node{c.primary}, c.replicas...)
+	for _, n := range nodes {
+		if n != nil && n.running() {
+			signalAll(n, syscall.SIGCONT) // a frozen server could not stop
+		}
+	}
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {

@@ -1,0 +1,317 @@
+package driver_test
+
+// Fault containment: a sick server costs a bounded time and never takes the
+// healthy servers' work down with it. Bounds asserted here are generous
+// multiples of the configured timeouts.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait/internal/pgtest"
+)
+
+// faultRun is what clients saw while a fault was injected.
+type faultRun struct {
+	mu                      sync.Mutex
+	reads, writes           []time.Duration
+	readErrs, writeErrs     []error
+	stale                   int
+	readsOnReplica, allRead atomic.Int64
+}
+
+func (f *faultRun) add(read bool, d time.Duration, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if read {
+		f.reads = append(f.reads, d)
+		if err != nil {
+			f.readErrs = append(f.readErrs, err)
+		}
+		return
+	}
+	f.writes = append(f.writes, d)
+	if err != nil {
+		f.writeErrs = append(f.writeErrs, err)
+	}
+}
+
+func worst(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	m := ds[0]
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)*99/100]
+}
+
+func (f *faultRun) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fmt.Sprintf("reads %d (failed %d, on replica %d, stale %d, worst %v, p99 %v); writes %d (failed %d, worst %v, p99 %v)",
+		len(f.reads), len(f.readErrs), f.readsOnReplica.Load(), f.stale, worst(f.reads), p99(f.reads),
+		len(f.writes), len(f.writeErrs), worst(f.writes), p99(f.writes))
+}
+
+// runClients runs clients that each insert a row (its value starting with
+// label) and read it back (a stale read is one that misses it), for d, with
+// ctxFor giving each operation's context.
+func runClients(t *testing.T, db *sql.DB, tbl, label string, clients int, d time.Duration, ctxFor func() (context.Context, context.CancelFunc)) *faultRun {
+	t.Helper()
+	f := &faultRun{}
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				v := fmt.Sprint(label, seq.Add(1))
+				ctx, cancel := ctxFor()
+				start := time.Now()
+				_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", v)
+				f.add(false, time.Since(start), err)
+				cancel()
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				ctx, cancel = ctxFor()
+				start = time.Now()
+				var n int
+				var inRecovery bool
+				err = db.QueryRowContext(ctx, "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = $1", v).Scan(&n, &inRecovery)
+				f.add(true, time.Since(start), err)
+				cancel()
+				if err == nil {
+					f.allRead.Add(1)
+					if inRecovery {
+						f.readsOnReplica.Add(1)
+					}
+					if n != 1 {
+						f.mu.Lock()
+						f.stale++
+						f.mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return f
+}
+
+func first(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+func noDeadline() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
+
+func TestFrozenReplicaCostsABoundedTime(t *testing.T) {
+	const (
+		waitTimeout    = 300 * time.Millisecond
+		replicaTimeout = 500 * time.Millisecond
+	)
+	for _, deadline := range []time.Duration{0, 5 * time.Second} {
+		t.Run(fmt.Sprintf("deadline %v", deadline), func(t *testing.T) {
+			c := pgtest.New(t, pgtest.Options{})
+			ctx := ctxT(t)
+			db := open(t, c, "pgwait_wait_timeout=300ms", "pgwait_replica_timeout=500ms", "pgwait_health_interval=100ms")
+			db.SetMaxOpenConns(16)
+			tbl := table(t, db)
+			eventuallyOnReplica(t, ctx, db)
+			ctxFor := noDeadline
+			if deadline > 0 {
+				ctxFor = func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), deadline) }
+			}
+			healthy := runClients(t, db, tbl, "healthy", 8, time.Second, ctxFor)
+			t.Logf("healthy: %v", healthy)
+
+			require.NoError(t, c.FreezeReplica(0))
+			frozenAt := time.Now()
+			frozen := runClients(t, db, tbl, "frozen", 8, 3*time.Second, ctxFor)
+			require.NoError(t, c.ThawReplica(0))
+			t.Logf("frozen: %v", frozen)
+
+			bound := 3 * (waitTimeout + replicaTimeout)
+			assert.Zero(t, len(frozen.readErrs), "reads failed while the primary could serve them: %v", first(frozen.readErrs))
+			assert.Zero(t, len(frozen.writeErrs), "writes failed: %v", first(frozen.writeErrs))
+			assert.Zero(t, frozen.stale)
+			assert.LessOrEqual(t, worst(frozen.reads), bound, "a read took longer than 3x (wait timeout + replica timeout)")
+			// Writes never touch the replica; their worst case is machine
+			// noise (2 shared cores), bounded as generously as reads. Their
+			// p99 beside the fault-free run's is in the log.
+			assert.LessOrEqual(t, worst(frozen.writes), bound, "writes were held up by the frozen replica")
+			st := stats(t, db)
+			assert.Positive(t, st.Ejections)
+			t.Logf("stats: replica timeouts %d, ejections %d, fallbacks %d", st.ReplicaTimeouts, st.Ejections, st.Fallbacks)
+
+			// Thawed, it comes back into rotation.
+			eventuallyOnReplica(t, ctx, db)
+			t.Logf("back in rotation %v after the freeze began", time.Since(frozenAt))
+		})
+	}
+}
+
+func TestReadsSurviveThePrimary(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_health_interval=100ms", "pgwait_replica_timeout=500ms")
+	db.SetMaxOpenConns(8)
+	tbl := table(t, db)
+	_, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES ('before')")
+	require.NoError(t, err)
+	eventuallyOnReplica(t, ctx, db)
+
+	require.NoError(t, c.KillPrimary(ctx))
+	var failed, onReplica int
+	var worstRead time.Duration
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				start := time.Now()
+				var n int
+				var inRecovery bool
+				err := db.QueryRowContext(ctx, "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = 'before'").Scan(&n, &inRecovery)
+				mu.Lock()
+				worstRead = max(worstRead, time.Since(start))
+				if err != nil || n != 1 {
+					failed++
+				} else if inRecovery {
+					onReplica++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("primary down: 400 reads, %d failed, %d on the replica, worst %v", failed, onReplica, worstRead)
+	assert.Zero(t, failed, "reads failed while the replica was healthy")
+	assert.Equal(t, 400, onReplica)
+
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('during')")
+	require.Error(t, err, "a write cannot succeed without the primary")
+	assert.Less(t, time.Since(start), 5*time.Second, "a write fails fast while the primary is down")
+
+	require.NoError(t, c.StartPrimary(ctx))
+	require.Eventually(t, func() bool {
+		_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('after')")
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "writes resume on the same *sql.DB once the primary is back")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE v = 'after'").Scan(&n))
+	assert.Equal(t, 1, n)
+}
+
+func TestRecoveryConflictsAreRetried(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{
+		"max_standby_streaming_delay": "0",
+		"hot_standby_feedback":        "off",
+	}})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_health_interval=100ms")
+	tbl := table(t, db)
+	_, err := db.Exec("INSERT INTO " + tbl + " (v) SELECT g::text FROM generate_series(1, 200) g")
+	require.NoError(t, err)
+	eventuallyOnReplica(t, ctx, db)
+
+	// The primary keeps rewriting the rows and vacuuming the old versions
+	// away: replaying the cleanup cancels replica queries that still see them.
+	primary, err := pgx.Connect(ctx, c.PrimaryDSN())
+	require.NoError(t, err)
+	defer primary.Close(ctx)
+	done := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			primary.Exec(ctx, "UPDATE "+tbl+" SET n = n + 1")
+			primary.Exec(ctx, "VACUUM "+tbl)
+		}
+	})
+	var reads, failed int
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && stats(t, db).RecoveryConflicts < 5 {
+		var sum int
+		err := db.QueryRowContext(ctx, "SELECT sum(n) FROM "+tbl+", pg_sleep(0.02)").Scan(&sum)
+		reads++
+		if err != nil {
+			failed++
+			t.Logf("read failed: %v", err)
+		}
+	}
+	close(done)
+	churn.Wait()
+	st := stats(t, db)
+	t.Logf("%d reads, %d failed, %d recovery conflicts retried", reads, failed, st.RecoveryConflicts)
+	assert.Zero(t, failed, "reads failed by recovery conflicts")
+	assert.GreaterOrEqual(t, st.RecoveryConflicts, uint64(5), "the test caused too few conflicts to prove anything")
+}
+
+func TestReadOnlyWorkloadOpensNoPrimaryConnection(t *testing.T) {
+	ctx := ctxT(t)
+	const app = "pgwait-readonly-test"
+	db, err := sql.Open("pgwait", dsnFor(t, shared(t))+" application_name="+app)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(8)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				var one int
+				if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, failed.Load())
+	count := func(dsn string) int {
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n))
+		return n
+	}
+	primaryConns, replicaConns := count(shared(t).PrimaryDSN()), count(shared(t).ReplicaDSN(0))
+	t.Logf("read-only workload, 8 pooled connections: %d primary, %d replica server connections (probes aside)", primaryConns, replicaConns)
+	assert.Zero(t, primaryConns, "a read-only workload dialed the primary")
+	assert.Positive(t, replicaConns)
+	assert.LessOrEqual(t, replicaConns, 8)
+}
