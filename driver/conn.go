@@ -145,8 +145,7 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, exclude []in
 				return nil, err
 			}
 			c.c.stats.replicaErrors.Add(1)
-			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+			if !isOutOfSlots(err) {
 				c.eject(rep, tracker.Failed)
 			}
 			continue
@@ -164,6 +163,14 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, exclude []in
 		return s, nil
 	}
 	return nil, pgwait.ErrNoReplica
+}
+
+// isOutOfSlots reports a server refusing a connection for want of a free
+// slot (too_many_connections): it is alive, and its existing connections
+// work.
+func isOutOfSlots(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "53300"
 }
 
 // eject takes a replica out of rotation for everyone.

@@ -132,50 +132,121 @@ func noDeadline() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
 
-func TestFrozenReplicaCostsABoundedTime(t *testing.T) {
+// TestSickReplicaCostsABoundedTime freezes a replica (SIGSTOP: connections
+// stay open, nothing answers) or cuts it off the network (packets to and
+// from its port dropped on loopback, no RST: where nftables cannot be used
+// the test says so and freezes it instead), with and without a context
+// deadline on each operation, while clients write and read back.
+func TestSickReplicaCostsABoundedTime(t *testing.T) {
 	const (
 		waitTimeout    = 300 * time.Millisecond
 		replicaTimeout = 500 * time.Millisecond
 	)
-	for _, deadline := range []time.Duration{0, 5 * time.Second} {
-		t.Run(fmt.Sprintf("deadline %v", deadline), func(t *testing.T) {
-			c := pgtest.New(t, pgtest.Options{})
-			ctx := ctxT(t)
-			db := open(t, c, "pgwait_wait_timeout=300ms", "pgwait_replica_timeout=500ms", "pgwait_health_interval=100ms")
-			db.SetMaxOpenConns(16)
-			tbl := table(t, db)
-			eventuallyOnReplica(t, ctx, db)
-			ctxFor := noDeadline
-			if deadline > 0 {
-				ctxFor = func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), deadline) }
+	for _, fault := range []string{"frozen", "blackholed"} {
+		for _, deadline := range []time.Duration{0, 5 * time.Second} {
+			t.Run(fmt.Sprintf("%s, deadline %v", fault, deadline), func(t *testing.T) {
+				c := pgtest.New(t, pgtest.Options{})
+				ctx := ctxT(t)
+				db := open(t, c, "pgwait_wait_timeout=300ms", "pgwait_replica_timeout=500ms", "pgwait_health_interval=100ms")
+				db.SetMaxOpenConns(16)
+				tbl := table(t, db)
+				eventuallyOnReplica(t, ctx, db)
+				ctxFor := noDeadline
+				if deadline > 0 {
+					ctxFor = func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), deadline) }
+				}
+				healthy := runClients(t, db, tbl, "healthy", 8, time.Second, ctxFor)
+				t.Logf("healthy: %v", healthy)
+
+				heal := injectSickness(t, c, fault)
+				sickAt := time.Now()
+				sick := runClients(t, db, tbl, "sick", 8, 3*time.Second, ctxFor)
+				require.NoError(t, heal())
+				t.Logf("%s: %v", fault, sick)
+
+				bound := 3 * (waitTimeout + replicaTimeout)
+				assert.Zero(t, len(sick.readErrs), "reads failed while the primary could serve them: %v", first(sick.readErrs))
+				assert.Zero(t, len(sick.writeErrs), "writes failed: %v", first(sick.writeErrs))
+				assert.Zero(t, sick.stale)
+				assert.LessOrEqual(t, worst(sick.reads), bound, "a read took longer than 3x (wait timeout + replica timeout)")
+				// Writes never touch the replica; their worst case is machine
+				// noise (2 shared cores), bounded as generously as reads. Their
+				// p99 beside the fault-free run's is in the log.
+				assert.LessOrEqual(t, worst(sick.writes), bound, "writes were held up by the sick replica")
+				st := stats(t, db)
+				assert.Positive(t, st.Ejections)
+				t.Logf("stats: replica timeouts %d, ejections %d, fallbacks %d", st.ReplicaTimeouts, st.Ejections, st.Fallbacks)
+
+				// Healed, it comes back into rotation.
+				eventuallyOnReplica(t, ctx, db)
+				t.Logf("back in rotation %v after the fault began", time.Since(sickAt))
+			})
+		}
+	}
+}
+
+// injectSickness freezes or blackholes c's replica and returns what heals it.
+func injectSickness(t *testing.T, c *pgtest.Cluster, fault string) func() error {
+	t.Helper()
+	if fault == "blackholed" {
+		heal, err := c.BlackholeReplica(0)
+		if err == nil {
+			t.Cleanup(func() { heal() })
+			return heal
+		}
+		require.ErrorIs(t, err, pgtest.ErrNoBlackhole)
+		t.Logf("cannot drop packets here (%v): freezing the replica instead", err)
+	}
+	require.NoError(t, c.FreezeReplica(0))
+	return func() error { return c.ThawReplica(0) }
+}
+
+// TestReplicaOutOfConnectionSlots fills a replica's connection slots: a
+// refused connection (53300) sends the read elsewhere without ejecting the
+// replica, whose pooled connections keep serving reads.
+func TestReplicaOutOfConnectionSlots(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{"max_connections": "12"}})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_health_interval=100ms")
+	db.SetMaxOpenConns(16)
+	eventuallyOnReplica(t, ctx, db)
+	before := stats(t, db)
+
+	conns := make([]*sql.Conn, 16)
+	for i := range conns {
+		conn, err := db.Conn(ctx)
+		require.NoError(t, err)
+		conns[i] = conn
+	}
+	var wg sync.WaitGroup
+	var failed, onReplicaN atomic.Int64
+	for _, conn := range conns {
+		wg.Go(func() {
+			var inRecovery bool
+			if err := conn.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+				failed.Add(1)
+				t.Logf("read failed: %v", err)
+			} else if inRecovery {
+				onReplicaN.Add(1)
 			}
-			healthy := runClients(t, db, tbl, "healthy", 8, time.Second, ctxFor)
-			t.Logf("healthy: %v", healthy)
-
-			require.NoError(t, c.FreezeReplica(0))
-			frozenAt := time.Now()
-			frozen := runClients(t, db, tbl, "frozen", 8, 3*time.Second, ctxFor)
-			require.NoError(t, c.ThawReplica(0))
-			t.Logf("frozen: %v", frozen)
-
-			bound := 3 * (waitTimeout + replicaTimeout)
-			assert.Zero(t, len(frozen.readErrs), "reads failed while the primary could serve them: %v", first(frozen.readErrs))
-			assert.Zero(t, len(frozen.writeErrs), "writes failed: %v", first(frozen.writeErrs))
-			assert.Zero(t, frozen.stale)
-			assert.LessOrEqual(t, worst(frozen.reads), bound, "a read took longer than 3x (wait timeout + replica timeout)")
-			// Writes never touch the replica; their worst case is machine
-			// noise (2 shared cores), bounded as generously as reads. Their
-			// p99 beside the fault-free run's is in the log.
-			assert.LessOrEqual(t, worst(frozen.writes), bound, "writes were held up by the frozen replica")
-			st := stats(t, db)
-			assert.Positive(t, st.Ejections)
-			t.Logf("stats: replica timeouts %d, ejections %d, fallbacks %d", st.ReplicaTimeouts, st.Ejections, st.Fallbacks)
-
-			// Thawed, it comes back into rotation.
-			eventuallyOnReplica(t, ctx, db)
-			t.Logf("back in rotation %v after the freeze began", time.Since(frozenAt))
 		})
 	}
+	wg.Wait()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	t.Logf("16 connections at once on a replica with 12 slots: %d reads on the replica, %d failed", onReplicaN.Load(), failed.Load())
+	assert.Zero(t, failed.Load())
+	assert.Positive(t, onReplicaN.Load())
+	assert.Less(t, onReplicaN.Load(), int64(16), "the replica should have run out of slots")
+	assert.Equal(t, before.Ejections, stats(t, db).Ejections, "a replica out of slots stays in rotation")
+	replicaReads := 0
+	for range 50 {
+		if onReplica(t, ctx, db, "SELECT pg_is_in_recovery()") {
+			replicaReads++
+		}
+	}
+	assert.GreaterOrEqual(t, replicaReads, 45, "the replica's pooled connections keep serving reads")
 }
 
 func TestReadsSurviveThePrimary(t *testing.T) {

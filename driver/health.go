@@ -120,6 +120,10 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 	switch {
 	case h.ctx.Err() != nil:
 		return pc // closing
+	case isOutOfSlots(err):
+		// Alive but full: the pooled connections it already serves work.
+		// Nothing is learned of its position.
+		h.alive[i].Store(time.Now().UnixNano())
 	case err != nil:
 		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
 			stats.ejections.Add(1)

@@ -2,7 +2,11 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 )
 
@@ -75,4 +79,47 @@ func (c *Cluster) StartPrimary(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// ErrNoBlackhole is returned by BlackholeReplica where packet filtering
+// cannot be used (no nft, or not root).
+var ErrNoBlackhole = errors.New("pgtest: cannot drop packets here (needs nft and root)")
+
+// BlackholeReplica drops every packet to and from replica i's port on the
+// loopback interface, like a network partition (no RST: peers wait until
+// their timeouts), with an nftables table of its own; heal removes it.
+// It returns ErrNoBlackhole where nftables cannot be used.
+func (c *Cluster) BlackholeReplica(i int) (heal func() error, err error) {
+	c.mu.Lock()
+	n, err := c.runningReplica(i)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNoBlackhole
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil, ErrNoBlackhole
+	}
+	table := fmt.Sprintf("pgtest_blackhole_%d", n.port)
+	rules := fmt.Sprintf(`table inet %[1]s {
+	chain in {
+		type filter hook input priority -10; policy accept;
+		iif "lo" tcp dport %[2]d drop
+		iif "lo" tcp sport %[2]d drop
+	}
+}
+`, table, n.port)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%w: nft: %v: %s", ErrNoBlackhole, err, out)
+	}
+	return func() error {
+		if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
+			return fmt.Errorf("pgtest: healing replica %d: nft: %v: %s", i, err, out)
+		}
+		return nil
+	}, nil
 }
