@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,9 @@ func TestSickReplicaCostsABoundedTime(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, deadline %v", fault, deadline), func(t *testing.T) {
 				c := pgtest.New(t, pgtest.Options{})
 				ctx := ctxT(t)
-				db := open(t, c, "pgwait_wait_timeout=300ms", "pgwait_replica_timeout=500ms", "pgwait_health_interval=100ms")
+				goroutines := runtime.NumGoroutine()
+				const app = "pgwait-sick-replica"
+				db := open(t, c, "pgwait_wait_timeout=300ms", "pgwait_replica_timeout=500ms", "pgwait_health_interval=100ms", "application_name="+app)
 				db.SetMaxOpenConns(16)
 				tbl := table(t, db)
 				eventuallyOnReplica(t, ctx, db)
@@ -180,9 +183,30 @@ func TestSickReplicaCostsABoundedTime(t *testing.T) {
 				// Healed, it comes back into rotation.
 				eventuallyOnReplica(t, ctx, db)
 				t.Logf("back in rotation %v after the fault began", time.Since(sickAt))
+
+				// Nothing leaks: goroutines, or server connections.
+				require.NoError(t, db.Close())
+				require.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutines+2 }, 10*time.Second, 50*time.Millisecond,
+					"goroutines: %d before, %d after", goroutines, runtime.NumGoroutine())
+				for _, dsn := range []string{c.PrimaryDSN(), c.ReplicaDSN(0)} {
+					require.Eventually(t, func() bool { return serverConns(t, ctx, dsn, app) == 0 }, 30*time.Second, 100*time.Millisecond,
+						"server connections left behind")
+				}
 			})
 		}
 	}
+}
+
+// serverConns counts the server's client connections whose
+// application_name starts with app (probes included).
+func serverConns(t *testing.T, ctx context.Context, dsn, app string) int {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1 || '%'", app).Scan(&n))
+	return n
 }
 
 // injectSickness freezes or blackholes c's replica and returns what heals it.
