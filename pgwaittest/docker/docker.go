@@ -329,12 +329,16 @@ func Start(ctx context.Context, opts ...Option) (p *Pair, err error) {
 
 	p = &Pair{pool: pool, cfg: cfg, id: randomHex(6), password: randomHex(16)}
 	p.names = [2]string{"pgwait-primary-" + p.id, "pgwait-replica-" + p.id}
+	// The returns below set p to nil: the clean-up keeps its own pointer.
+	pair := p
 	defer func() {
 		if err != nil {
-			if tails := p.logTails(); tails != "" {
+			if tails := pair.logTails(); tails != "" {
 				err = fmt.Errorf("%w\n%s", err, tails)
 			}
-			p.Close()
+			if cerr := pair.Close(); cerr != nil {
+				err = fmt.Errorf("%w\n%v", err, cerr)
+			}
 			p = nil
 		}
 	}()

@@ -3,15 +3,18 @@ package docker_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 
 	"github.com/pgwait/pgwait/pgwaittest/docker"
@@ -129,4 +132,33 @@ func leftovers(t *testing.T, client *dc.Client, id string) (containers, volumes,
 		networks = append(networks, n.Name)
 	}
 	return containers, volumes, networks
+}
+
+// TestStartFailsCleanly: when the primary cannot start (here, a setting
+// postgres rejects), Start says why, with the container's log, and leaves
+// nothing behind.
+func TestStartFailsCleanly(t *testing.T) {
+	t.Parallel()
+	pair, err := docker.Start(t.Context(), docker.WithServerSetting("no_such_setting", "1"))
+	if err == nil {
+		pair.Close()
+		t.Fatal("Start succeeded with a setting postgres does not know")
+	}
+	if errors.Is(err, docker.ErrNoDocker) && !docker.Required() {
+		t.Skip(err)
+	}
+	if !strings.Contains(err.Error(), "no_such_setting") {
+		t.Errorf("Start's error does not show the server's complaint: %v", err)
+	}
+	m := regexp.MustCompile(`pgwait-primary-([0-9a-f]{12})`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("Start's error does not name the primary's container: %v", err)
+	}
+	pool, err := dockertest.NewPool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, n := leftovers(t, pool.Client, m[1]); len(c) != 0 || len(n) != 0 {
+		t.Errorf("the failed Start of pair %s left containers %v, networks %v", m[1], c, n)
+	}
 }
