@@ -27,7 +27,8 @@ const reapChildEnv = "PGWAIT_DOCKER_REAP_CHILD"
 // TestReapAfterKill starts a pair in a child test binary, kills the child
 // with SIGKILL (no clean-up runs), and checks that Reap removes the pair's
 // containers, volumes and network, and nothing of a pair whose process
-// still runs.
+// still runs. It does not run in parallel with the other tests: their Start
+// would reap the child's pair too, before the test looks at it.
 func TestReapAfterKill(t *testing.T) {
 	if os.Getenv(reapChildEnv) != "" {
 		pair, err := docker.Start(context.Background())
@@ -39,7 +40,6 @@ func TestReapAfterKill(t *testing.T) {
 		time.Sleep(10 * time.Minute) // until killed
 		return
 	}
-	t.Parallel()
 	live := docker.New(t) // this process's: Reap must leave it alone
 
 	child := exec.Command(os.Args[0], "-test.run=^TestReapAfterKill$", "-test.count=1")
