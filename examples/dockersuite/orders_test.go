@@ -31,7 +31,7 @@ func run(m *testing.M) int {
 	var err error
 	pair, err = docker.Start(ctx,
 		docker.WithParam("pgwait_wait_timeout", "300ms"),
-		docker.WithParam("pgwait_health_interval", "100ms"))
+		docker.WithParam("pgwait_health_interval", "250ms"))
 	if errors.Is(err, docker.ErrNoDocker) && !docker.Required() {
 		fmt.Println("skipping the suite:", err)
 		return 0

@@ -28,7 +28,7 @@
 //
 // # Images
 //
-// Both containers run one image: $PGWAIT_DOCKER_IMAGE, or WithImage's, or
+// Both containers run one image: WithImage's, or $PGWAIT_DOCKER_IMAGE, or
 // DefaultImage (the official postgres:19). Of the image the package needs
 // only sh, PostgreSQL 19's initdb, postgres and pg_basebackup on PATH, and a
 // postgres user (whose home, or else /tmp, holds the data directory): it
@@ -36,8 +36,8 @@
 // registry can be reached, pgwait's repository builds such an image from
 // Debian's packages with scripts/postgres19-image (pgwait-local/postgres:19,
 // which also behaves like the official image for POSTGRES_PASSWORD and the
-// like, and pgwait-local/postgres:19-minimal, which has nothing but the
-// above); set PGWAIT_DOCKER_IMAGE to it.
+// like, and pgwait-local/postgres:19-minimal, which has little more than the
+// above: no entrypoint, no bash); set PGWAIT_DOCKER_IMAGE to it.
 //
 // # Faults
 //
@@ -71,9 +71,11 @@
 //
 // # Versions
 //
-// This module requires github.com/pgwait/pgwait at the version its go.mod
-// names (v0.1.0), or later: it is released with pgwait, under the tag
-// pgwaittest/docker/v0.1.0 beside pgwait's v0.1.0. pgwait's CI runs its tests
+// This module needs github.com/pgwait/pgwait v0.1.0, which its go.mod
+// requires: the two are released together (tags v0.1.0 and
+// pgwaittest/docker/v0.1.0), and a later pgwait should come with the
+// pgwaittest/docker of the same version, as this package uses one of
+// pgwait's internal packages. pgwait's CI runs its tests
 // against Docker Engine 20.10 (20.10.24, API 1.41, with fuse-overlayfs
 // storage and no registry), using pgwait-local/postgres:19 (PostgreSQL
 // 19rc1) and pgwait-local/postgres:19-minimal.
@@ -329,12 +331,16 @@ func Start(ctx context.Context, opts ...Option) (p *Pair, err error) {
 
 	p = &Pair{pool: pool, cfg: cfg, id: randomHex(6), password: randomHex(16)}
 	p.names = [2]string{"pgwait-primary-" + p.id, "pgwait-replica-" + p.id}
+	// The returns below set p to nil: the clean-up keeps its own pointer.
+	pair := p
 	defer func() {
 		if err != nil {
-			if tails := p.logTails(); tails != "" {
+			if tails := pair.logTails(); tails != "" {
 				err = fmt.Errorf("%w\n%s", err, tails)
 			}
-			p.Close()
+			if cerr := pair.Close(); cerr != nil {
+				err = fmt.Errorf("%w\n%v", err, cerr)
+			}
 			p = nil
 		}
 	}()

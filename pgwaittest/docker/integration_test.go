@@ -55,9 +55,9 @@ func buildImage() (string, error) {
 func TestPair(t *testing.T) {
 	t.Parallel()
 	pair := docker.New(t,
-		docker.WithParam("pgwait_wait_timeout", "300ms"),
+		docker.WithParam("pgwait_wait_timeout", "1s"),
 		docker.WithParam("pgwait_on_timeout", "error"),
-		docker.WithParam("pgwait_health_interval", "100ms"))
+		docker.WithParam("pgwait_health_interval", "250ms"))
 	db := pair.Open(t)
 	ctx := t.Context()
 
@@ -65,12 +65,12 @@ func TestPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	readYourWrites(t, db, 0, 50)
-	var inRecovery bool
-	if err := db.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || !inRecovery {
-		t.Errorf("reads did not go to the replica: %v, %v", inRecovery, err)
-	}
+	// On a loaded machine a slow probe may have taken the replica out of
+	// rotation for a moment: reads must come back to it.
+	waitForReplicaReads(t, db)
 
 	t.Run("replay paused", func(t *testing.T) {
+		waitForReplicaReads(t, db)
 		if err := pair.PauseReplay(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +150,7 @@ func TestPromote(t *testing.T) {
 	t.Parallel()
 	pair := docker.New(t,
 		docker.WithParam("pgwait_wait_timeout", "300ms"),
-		docker.WithParam("pgwait_health_interval", "100ms"))
+		docker.WithParam("pgwait_health_interval", "250ms"))
 	db := pair.Open(t)
 	ctx := t.Context()
 	if _, err := db.ExecContext(ctx, "CREATE TABLE t (id int PRIMARY KEY)"); err != nil {

@@ -3,15 +3,18 @@ package docker_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 
 	"github.com/pgwait/pgwait/pgwaittest/docker"
@@ -24,7 +27,8 @@ const reapChildEnv = "PGWAIT_DOCKER_REAP_CHILD"
 // TestReapAfterKill starts a pair in a child test binary, kills the child
 // with SIGKILL (no clean-up runs), and checks that Reap removes the pair's
 // containers, volumes and network, and nothing of a pair whose process
-// still runs.
+// still runs. It does not run in parallel with the other tests: their Start
+// would reap the child's pair too, before the test looks at it.
 func TestReapAfterKill(t *testing.T) {
 	if os.Getenv(reapChildEnv) != "" {
 		pair, err := docker.Start(context.Background())
@@ -36,7 +40,6 @@ func TestReapAfterKill(t *testing.T) {
 		time.Sleep(10 * time.Minute) // until killed
 		return
 	}
-	t.Parallel()
 	live := docker.New(t) // this process's: Reap must leave it alone
 
 	child := exec.Command(os.Args[0], "-test.run=^TestReapAfterKill$", "-test.count=1")
@@ -129,4 +132,33 @@ func leftovers(t *testing.T, client *dc.Client, id string) (containers, volumes,
 		networks = append(networks, n.Name)
 	}
 	return containers, volumes, networks
+}
+
+// TestStartFailsCleanly: when the primary cannot start (here, a setting
+// postgres rejects), Start says why, with the container's log, and leaves
+// nothing behind.
+func TestStartFailsCleanly(t *testing.T) {
+	t.Parallel()
+	pair, err := docker.Start(t.Context(), docker.WithServerSetting("no_such_setting", "1"))
+	if err == nil {
+		pair.Close()
+		t.Fatal("Start succeeded with a setting postgres does not know")
+	}
+	if errors.Is(err, docker.ErrNoDocker) && !docker.Required() {
+		t.Skip(err)
+	}
+	if !strings.Contains(err.Error(), "no_such_setting") {
+		t.Errorf("Start's error does not show the server's complaint: %v", err)
+	}
+	m := regexp.MustCompile(`pgwait-primary-([0-9a-f]{12})`).FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("Start's error does not name the primary's container: %v", err)
+	}
+	pool, err := dockertest.NewPool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, n := leftovers(t, pool.Client, m[1]); len(c) != 0 || len(n) != 0 {
+		t.Errorf("the failed Start of pair %s left containers %v, networks %v", m[1], c, n)
+	}
 }
