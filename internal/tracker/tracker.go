@@ -296,8 +296,14 @@ func (t *Tracker) Pick(s *Session, target LSN, exclude ...int) int {
 	return i
 }
 
-func (t *Tracker) usableLocked(i int, exclude []int) bool {
-	if t.replicas[i].reason != InRotation {
+// usableLocked reports whether replica i may serve a read of target: one in
+// rotation may; one out for being Behind may serve a read that needs no wait
+// (it has replayed target), since lag is all that is wrong with it (this
+// keeps reads on replicas while the primary, which they would fall back to,
+// is down); others may not.
+func (t *Tracker) usableLocked(i int, target LSN, exclude []int) bool {
+	r := &t.replicas[i]
+	if r.reason != InRotation && !(r.reason == Behind && r.replayed >= target) {
 		return false
 	}
 	for _, x := range exclude {
@@ -314,7 +320,7 @@ func (t *Tracker) pickLocked(current int, target LSN, exclude []int) int {
 		return -1
 	}
 	if t.cfg.Balance != pgwait.BalanceLeastLag {
-		if current >= 0 && t.usableLocked(current, exclude) {
+		if current >= 0 && t.usableLocked(current, target, exclude) {
 			return current
 		}
 		t.next++
@@ -323,7 +329,7 @@ func (t *Tracker) pickLocked(current int, target LSN, exclude []int) int {
 			start = rand.IntN(n)
 		}
 		for k := range n {
-			if i := (start + k) % n; t.usableLocked(i, exclude) {
+			if i := (start + k) % n; t.usableLocked(i, target, exclude) {
 				return i
 			}
 		}
@@ -331,14 +337,14 @@ func (t *Tracker) pickLocked(current int, target LSN, exclude []int) int {
 	}
 	// Least lag: the current replica if it needs no wait, else one that
 	// needs no wait (in turn), else the one furthest ahead.
-	if current >= 0 && t.usableLocked(current, exclude) && t.replicas[current].replayed >= target {
+	if current >= 0 && t.usableLocked(current, target, exclude) && t.replicas[current].replayed >= target {
 		return current
 	}
 	best := -1
 	t.next++
 	for k := range n {
 		i := (t.next + k) % n
-		if !t.usableLocked(i, exclude) {
+		if !t.usableLocked(i, target, exclude) {
 			continue
 		}
 		r := t.replicas[i].replayed

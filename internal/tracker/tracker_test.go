@@ -128,6 +128,18 @@ func TestEjectedReplicaReturnsWhenCaughtUp(t *testing.T) {
 	require.Equal(t, LSN(400), tr.Replica(0).Replayed)
 }
 
+func TestBehindReplicaServesReadsThatNeedNoWait(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	tr.ObservePrimaryPosition(500)
+	tr.Confirmed(0, 300)
+	require.True(t, tr.WaitTimedOut(0, 400, true, true))
+	s := tr.NewSession()
+	require.Equal(t, 0, tr.Pick(s, 300), "it has replayed 300: no wait, no lag")
+	require.Equal(t, -1, tr.Pick(s, 301), "a read that would wait goes elsewhere")
+	tr.Eject(0, Failed, time.Now())
+	require.Equal(t, -1, tr.Pick(s, 0), "a failed replica serves nothing")
+}
+
 func TestProbeBackoffDoubles(t *testing.T) {
 	tr := newTracker(pgwait.ScopeHandle, 1)
 	now := time.Unix(1000, 0)
@@ -284,7 +296,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 				m.seen[k], m.all = max(m.seen[k], m.primary), max(m.all, m.primary)
 				continue
 			}
-			require.True(t, tr.InRotation(i))
+			require.True(t, tr.InRotation(i) || !tr.NeedsWait(i, tg.LSN), "picked a replica out of rotation that would have to wait")
 			if !tr.NeedsWait(i, tg.LSN) {
 				require.GreaterOrEqual(t, m.replayed[i], tg.LSN, "seed %d step %d: skipped a wait the replica had not replayed", seed, step)
 			} else if m.replayed[i] >= tg.LSN {
