@@ -156,7 +156,9 @@ func TestSickReplicaCostsABoundedTime(t *testing.T) {
 				eventuallyOnReplica(t, ctx, db)
 				ctxFor := noDeadline
 				if deadline > 0 {
-					ctxFor = func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), deadline) }
+					ctxFor = func() (context.Context, context.CancelFunc) {
+						return context.WithTimeout(context.Background(), deadline)
+					}
 				}
 				healthy := runClients(t, db, tbl, "healthy", 8, time.Second, ctxFor)
 				t.Logf("healthy: %v", healthy)
