@@ -140,14 +140,48 @@
 //
 // # Replicas that fail, lag or get promoted
 //
-// Each handle probes its replicas on the health interval. A replica that
-// cannot be reached, is no longer in recovery (promoted), or lets a read's
-// wait time out leaves the rotation; reads go to the other replicas, or the
-// primary, until a probe finds it healthy and caught up again, with backoff
-// while it keeps failing. A read whose replica fails mid-way runs again on the
-// primary (a read is safe to repeat; a write is never repeated). Probes also
-// tell reads how far each replica has replayed, so that most reads need no
-// wait at all.
+// Each handle probes each replica on the health interval, each in a loop of
+// its own. A replica that cannot be reached, is no longer in recovery
+// (promoted), or lets a read's wait time out leaves the rotation; reads go to
+// the other replicas, or the primary, until a probe finds it healthy and
+// caught up again, with backoff (doubling, up to ten health intervals) while
+// it keeps failing. A replica out only for lagging still serves the reads
+// that need no wait. A read whose replica fails mid-way runs again on the
+// primary (a read is safe to repeat; a write is never repeated); one that
+// replay cancelled (a recovery conflict: SQLSTATE 40001, 40P01 or 57P04
+// "conflict with recovery") runs again on another replica, or the primary,
+// counted in Stats.RecoveryConflicts; inside a caller's transaction the
+// error is returned as it is. A replica out of connection slots (53300)
+// stays in rotation. Probes also tell reads how far each replica has
+// replayed, so that most reads need no wait at all.
+//
+// A sick replica costs a read at most its wait plus the replica timeout
+// (pgwait_replica_timeout, 2 s by default), whether or not the caller's
+// context has a deadline: connecting to a replica is bounded by it, and a
+// replica that has not answered a read within its wait plus the replica
+// timeout, and answered no health probe meanwhile, has its connection
+// abandoned and leaves the rotation, and the read runs on the primary. A
+// replica that keeps answering probes is slow, not sick: its reads are not
+// cut short. Connections to replicas are never pinged when database/sql
+// hands a connection to its next caller, so a frozen replica never holds up
+// a write.
+//
+// # The primary's outage
+//
+// With replicas, a pooled connection opens a server connection only when a
+// statement needs it: a connection that only reads never dials the primary.
+// While the primary is down, writes fail at once with the connection error,
+// and reads go on on the replicas with the same guarantee as always: each
+// waits until its replica has replayed what its scope requires. A write
+// acknowledged just before the primary died that had not reached the
+// replicas (asynchronous replication) cannot be read from them: a read whose
+// scope requires it waits its wait timeout and then fails (or returns a
+// *WaitTimeoutError), since the primary it would fall back to is down; it
+// never reads without it. A token newer than anything the handle saw cannot
+// be checked against the primary then: its read waits for it, and its
+// timeout ejects no replica. When the primary returns (the same node, or
+// another one a multi-host DSN with target_session_attrs=read-write finds)
+// writes resume on the same *sql.DB.
 //
 // On connecting to the primary pgwait reads its system identifier and
 // timeline. When they change (a replica was promoted; the DSN may name every
