@@ -8,7 +8,9 @@
 // or, from a *pgwait.Config, sql.OpenDB(driver.NewConnector(cfg)).
 //
 // Each database/sql connection holds up to one server connection to the
-// primary and one to a replica, each opened on first use through pgx stdlib.
+// primary and one to each replica it reads from, each opened on first use
+// through pgx stdlib (with replicas, a connection that only reads never
+// opens one to the primary).
 // The underlying *pgx.Conn of each is reachable through sql.Conn.Raw and
 // (*Conn).Primary / (*Conn).Replica.
 package driver
