@@ -65,13 +65,14 @@ const (
 
 // waitBudget is the server-side TIMEOUT of a wait: the configured wait
 // timeout, cut so that the server answers before ctx's deadline (pgx closes
-// a connection whose context ends mid-query). ok is false when no useful
-// time is left.
+// a connection whose context ends mid-query), with a fifth of the time left
+// and 5 ms kept for the round trip and the query (a loaded machine needs
+// more than a tenth). ok is false when no useful time is left.
 func (c *Conn) waitBudget(ctx context.Context) (ms int64, ok bool) {
 	d := c.c.cfg.WaitTimeout
 	if deadline, has := ctx.Deadline(); has {
 		left := time.Until(deadline)
-		left -= left/10 + 2*time.Millisecond
+		left -= left/5 + 5*time.Millisecond
 		d = min(d, left)
 	}
 	ms = d.Milliseconds()
