@@ -210,28 +210,18 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 			return err
 		}
 		h.primary = pc
-		res := pc.ExecParams(ctx, sizesQuery, nil, nil, nil, nil).Read()
-		if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
-			closeProbe(pc)
-			h.primary = nil
-			if res.Err == nil {
-				res.Err = errProbeShape
-			}
-			return res.Err
+		row, err := h.primaryRow(ctx, sizesQuery, 2)
+		if err != nil {
+			return err
 		}
-		h.sizes[0], _ = strconv.ParseUint(string(res.Rows[0][0]), 10, 64)
-		h.sizes[1], _ = strconv.ParseUint(string(res.Rows[0][1]), 10, 64)
+		h.sizes[0], _ = strconv.ParseUint(row[0], 10, 64)
+		h.sizes[1], _ = strconv.ParseUint(row[1], 10, 64)
 	}
-	res := pc.ExecParams(ctx, lsnQuery, nil, nil, nil, nil).Read()
-	if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
-		closeProbe(pc)
-		h.primary = nil
-		if res.Err == nil {
-			res.Err = errProbeShape
-		}
-		return res.Err
+	row, err := h.primaryRow(ctx, lsnQuery, 1)
+	if err != nil {
+		return err
 	}
-	l, err := lsn.Parse(string(res.Rows[0][0]))
+	l, err := lsn.Parse(row[0])
 	if err != nil {
 		return err
 	}
@@ -246,6 +236,25 @@ func probeConfig(cfg *pgconn.Config) *pgconn.Config {
 	c := cfg.Copy()
 	c.RuntimeParams["application_name"] = strings.TrimSpace(cfg.RuntimeParams["application_name"] + " (pgwait probe)")
 	return c
+}
+
+// primaryRow runs query over the primary probe's connection and returns its
+// one row of n columns; on failure the connection is closed.
+func (h *healthChecker) primaryRow(ctx context.Context, query string, n int) ([]string, error) {
+	res := h.primary.ExecParams(ctx, query, nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != n {
+		closeProbe(h.primary)
+		h.primary = nil
+		if res.Err == nil {
+			res.Err = errProbeShape
+		}
+		return nil, res.Err
+	}
+	row := make([]string, n)
+	for i, v := range res.Rows[0] {
+		row[i] = string(v)
+	}
+	return row, nil
 }
 
 // closeTimeout bounds the goodbye sent when a probe connection is closed.
