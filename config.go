@@ -188,6 +188,9 @@ type Config struct {
 	// as after a replica error. From MinReplicaTimeout to MaxReplicaTimeout;
 	// 0 means DefaultReplicaTimeout.
 	ReplicaTimeout time.Duration
+	// Level is the consistency of reads whose context asks for none
+	// (WithLevel); the zero value is ReadYourWrites.
+	Level Level
 	// Tracer, when set, is told about every statement pgwait routes. It has
 	// no DSN form: FormatDSN leaves it out.
 	Tracer Tracer
@@ -204,10 +207,11 @@ const (
 	keyNoReplica   = "pgwait_no_replica"
 	keyHealth      = "pgwait_health_interval"
 	keyReplicaTO   = "pgwait_replica_timeout"
+	keyLevel       = "pgwait_consistency"
 	ownPrefix      = "pgwait_"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // keyword=value form) extended with pgwait's own keys:
@@ -225,6 +229,9 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	                     is healthy
 //	pgwait_health_interval  how often replicas are probed, as
 //	                     pgwait_wait_timeout, from 10ms to 24h; default 1s
+//	pgwait_consistency   the reads' default consistency level: ryw (default),
+//	                     eventual, global, primary or bounded:DURATION; see
+//	                     Level
 //	pgwait_replica_timeout  how long a replica may stay silent (connecting,
 //	                     or answering a read beyond its wait) before it is
 //	                     treated as sick: see Config.ReplicaTimeout; from
@@ -379,6 +386,8 @@ func (c *Config) set(key, value string) (err error) {
 		c.HealthInterval, err = parseDuration(key, value, MinHealthInterval, MaxHealthInterval)
 	case keyReplicaTO:
 		c.ReplicaTimeout, err = parseDuration(key, value, MinReplicaTimeout, MaxReplicaTimeout)
+	case keyLevel:
+		c.Level, err = ParseLevel(value)
 	default:
 		return unknownKey(key)
 	}
@@ -567,6 +576,9 @@ func (c *Config) Validate() error {
 	if d := c.HealthInterval; d != 0 && (d < MinHealthInterval || d > MaxHealthInterval) {
 		return fmt.Errorf("pgwait: health interval %v: want %v to %v (pgwait_health_interval), or 0 for the default %v", d, MinHealthInterval, MaxHealthInterval, DefaultHealthInterval)
 	}
+	if l := c.Level; l.kind > levelPrimary || l.kind == levelBounded && l.staleness <= 0 || l.kind != levelBounded && l.staleness != 0 {
+		return fmt.Errorf("pgwait: consistency level %+v: build it with the package's levels or BoundedStaleness of a positive duration", l)
+	}
 	if d := c.ReplicaTimeout; d != 0 && (d < MinReplicaTimeout || d > MaxReplicaTimeout) {
 		return fmt.Errorf("pgwait: replica timeout %v: want %v to %v (pgwait_replica_timeout), or 0 for the default %v", d, MinReplicaTimeout, MaxReplicaTimeout, DefaultReplicaTimeout)
 	}
@@ -674,6 +686,9 @@ func (c *Config) format(redact bool) (string, error) {
 	}
 	if d := c.ReplicaTimeout; d != 0 && d != DefaultReplicaTimeout {
 		add(keyReplicaTO, d.String())
+	}
+	if c.Level != ReadYourWrites {
+		add(keyLevel, c.Level.String())
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ type contextKey int
 const (
 	tokenKey contextKey = iota
 	routeKey
+	levelKey
 )
 
 // WithToken returns a context that carries t: reads made with it wait for t's

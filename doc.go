@@ -93,6 +93,29 @@
 //   - Errors from PostgreSQL come back as *pgconn.PgError, unwrapped, so that
 //     errors.As and ORMs' error translation keep working.
 //
+// # Consistency levels
+//
+// Each read asks for a Level, from its context (WithLevel; OnPrimary asks
+// for Primary) or the handle's pgwait_consistency:
+//
+//	level                guarantee                                 cost                                   on timeout
+//	ReadYourWrites       every write of its scope (handle, conn,    a wait in the read's round trip when   OnTimeout: the primary,
+//	(default)            token) and never less than earlier reads   its replica is behind                  or *WaitTimeoutError
+//	Eventual             whatever its replica has replayed          nothing: no wait                       -
+//	BoundedStaleness(d)  everything committed d (to within the      nothing: no wait; a replica measured   -
+//	                     health interval) before it ran              at most d behind, else the primary
+//	Global               every write committed anywhere before      one primary round trip, shared by      OnTimeout
+//	                     it started (other handles, processes)      concurrent reads, then a wait
+//	Primary              everything                                  the primary serves it                  -
+//
+// A replica's lag in time is measured from probes, not from
+// pg_last_xact_replay_timestamp() (which stops moving when the primary is
+// idle and compares two servers' clocks): the handle samples the primary's
+// WAL position on the health interval, and a replica that had replayed
+// position R when last probed has everything the primary had at the latest
+// sample no further than R, so it is at most that long behind. The bound is
+// safe (never under the truth) and within a health interval or two of it.
+//
 // # Session state
 //
 // A pooled connection's statements may run on several servers, each with a

@@ -78,7 +78,7 @@ func (c *Conn) Primary(ctx context.Context) (*pgx.Conn, error) {
 // Replica returns the *pgx.Conn of this connection's replica, opening it if
 // needed. Use it inside sql.Conn.Raw; do not keep it past the Raw call.
 func (c *Conn) Replica(ctx context.Context) (*pgx.Conn, error) {
-	s, err := c.replicaSide(ctx, 0, nil)
+	s, err := c.replicaSide(ctx, 0, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -118,15 +118,15 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 }
 
 // replicaSide returns the connection to the replica that should serve a read
-// that must see target, opening it if needed; exclude lists replicas the
-// read already tried. A replica that refuses the connection is ejected,
+// that must see target (from a replica at most maxStale behind, when set),
+// opening it if needed; exclude lists replicas the read already tried. A replica that refuses the connection is ejected,
 // unless it only has no free connection slot (SQLSTATE 53300): then the
 // read tries another, and the replica stays in rotation for the pooled
 // connections that hold one.
-func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, exclude []int) (*side, error) {
+func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale time.Duration, exclude []int) (*side, error) {
 	tried := slices.Clone(exclude)
 	for range len(c.c.replicas) {
-		i := c.c.track.Pick(c.session, target, tried...)
+		i := c.c.track.Pick(c.session, target, maxStale, tried...)
 		if i < 0 {
 			return nil, pgwait.ErrNoReplica
 		}

@@ -36,7 +36,8 @@ type healthChecker struct {
 	alive []atomic.Int64
 
 	// primary is the position probe's connection, guarded by the one token
-	// in primarySem; lastAt is when its last position was read.
+	// in primarySem; lastAt is when its last position read began (a read
+	// that began after a caller asked covers everything committed before).
 	primarySem chan struct{}
 	primary    *pgconn.PgConn
 	sizes      [2]uint64 // WAL block and segment sizes of the primary
@@ -138,7 +139,7 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 		}
 	default:
 		h.alive[i].Store(time.Now().UnixNano())
-		track.ProbeOK(i, replayed)
+		track.ProbeOK(i, replayed, time.Now())
 	}
 	return pc
 }
@@ -190,7 +191,7 @@ func (h *healthChecker) primaryLoop() {
 // primaryPosition reads the primary's current WAL position (mapped past page
 // headers, as captures are) and tells the tracker. Concurrent callers share
 // one read: a caller that waited for another's read, begun after its own
-// call, takes that result.
+// call (so covering every commit before the call), takes that result.
 func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	called := time.Now()
 	select {
@@ -217,6 +218,7 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 		h.sizes[0], _ = strconv.ParseUint(row[0], 10, 64)
 		h.sizes[1], _ = strconv.ParseUint(row[1], 10, 64)
 	}
+	began := time.Now()
 	row, err := h.primaryRow(ctx, lsnQuery, 1)
 	if err != nil {
 		return err
@@ -225,8 +227,8 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h.c.track.ObservePrimaryPosition(lsn.EndOfRecord(l, h.sizes[0], h.sizes[1]))
-	h.lastAt = time.Now()
+	h.c.track.ObservePrimaryPosition(lsn.EndOfRecord(l, h.sizes[0], h.sizes[1]), time.Now())
+	h.lastAt = began
 	return nil
 }
 

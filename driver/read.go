@@ -44,6 +44,29 @@ func (c *Conn) target(ctx context.Context) tracker.Target {
 	return tg
 }
 
+// plan is what a read made with ctx must see, by its consistency level,
+// and how far behind its replica may be (0: any). Eventual and bounded
+// reads wait for nothing; a Global read waits for the primary's current
+// position, which it learns first (over the health checker's connection,
+// shared by concurrent reads): without it the read cannot be guaranteed,
+// and fails.
+func (c *Conn) plan(ctx context.Context) (tg tracker.Target, maxStale time.Duration, err error) {
+	switch l := c.level(ctx); {
+	case l.IsEventual():
+		return tracker.Target{Verified: true}, 0, nil
+	case l.IsBounded():
+		return tracker.Target{Verified: true}, l.Staleness(), nil
+	case l.IsGlobal():
+		if err := c.learnPrimaryPosition(ctx); err != nil {
+			return tracker.Target{}, 0, fmt.Errorf("pgwait: a Global read needs the primary's current WAL position, which could not be read (is the primary down? read with another level meanwhile): %w", err)
+		}
+		tg = c.target(ctx)
+		tg.LSN = max(tg.LSN, c.c.track.PrimaryPosition())
+		return tg, 0, nil
+	}
+	return c.target(ctx), 0, nil
+}
+
 // waitInfo is what a read's wait did, for fallbacks and tracing.
 type waitInfo struct {
 	target tracker.LSN
@@ -145,8 +168,11 @@ func (c *Conn) timeoutError(s *side, w waitInfo) error {
 // in the same round trip when the replica may be behind, and falls back as
 // the policy says; exclude lists replicas this read already tried.
 func (c *Conn) read(ctx context.Context, query string, args []any, exclude ...int) (sqldriver.Rows, error) {
-	tg := c.target(ctx)
-	s, err := c.replicaSide(ctx, tg.LSN, exclude)
+	tg, maxStale, err := c.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.replicaSide(ctx, tg.LSN, maxStale, exclude)
 	if err != nil {
 		reason := fallbackNoReplica
 		if len(exclude) > 0 {

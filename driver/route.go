@@ -16,7 +16,7 @@ import (
 // state in the replica's session, and never while the connection is pinned
 // to the primary or inside a transaction block opened with SQL.
 func (c *Conn) toReplica(ctx context.Context, cls classify.Result) bool {
-	if len(c.c.replicas) == 0 || c.pinned || cls.Pins || c.primaryInBlock() {
+	if len(c.c.replicas) == 0 || c.pinned || cls.Pins || c.primaryInBlock() || c.level(ctx).IsPrimary() {
 		return false
 	}
 	route := pgwait.RouteFrom(ctx)
@@ -33,6 +33,14 @@ func (c *Conn) toReplica(ctx context.Context, cls classify.Result) bool {
 		return cls.Kind == classify.Read || cls.Query
 	}
 	return cls.Kind == classify.Read
+}
+
+// level is the consistency level a read made with ctx asks for.
+func (c *Conn) level(ctx context.Context) pgwait.Level {
+	if l, ok := pgwait.LevelFrom(ctx); ok {
+		return l
+	}
+	return c.c.cfg.Level
 }
 
 // primaryInBlock reports whether the primary is inside a transaction block

@@ -42,7 +42,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 	if err != nil {
 		return nil, err
 	}
-	if opts.ReadOnly && len(c.c.replicas) > 0 && pgwait.RouteFrom(ctx) != pgwait.RoutePrimary && !c.pinned &&
+	if opts.ReadOnly && len(c.c.replicas) > 0 && !c.level(ctx).IsPrimary() && !c.pinned &&
 		!c.primaryInBlock() && sql.IsolationLevel(opts.Isolation) != sql.LevelSerializable {
 		tx, err := c.beginReplica(ctx, begin)
 		if tx != nil || err != nil {
@@ -64,8 +64,11 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 // beginReplica opens a read-only transaction on a replica. It returns nil, nil
 // when the primary should take the transaction instead.
 func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
-	tg := c.target(ctx)
-	s, err := c.replicaSide(ctx, tg.LSN, nil)
+	tg, maxStale, err := c.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.replicaSide(ctx, tg.LSN, maxStale, nil)
 	if err != nil {
 		if c.c.cfg.NoReplica == pgwait.NoReplicaFail && ctx.Err() == nil {
 			return nil, pgwait.ErrNoReplica

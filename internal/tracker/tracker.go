@@ -18,6 +18,7 @@ package tracker
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,11 +89,24 @@ type Tracker struct {
 	primary  LSN
 	replicas []replica
 	next     int // round-robin cursor
+	// samples are the primary's positions as probes read them, with when
+	// (a ring, oldest overwritten first): they turn what a replica has
+	// replayed into how far behind in time it is (staleness).
+	samples [64]sample
+	nsample int
+}
+
+// sample is the primary's position at a time.
+type sample struct {
+	at  time.Time
+	pos LSN
 }
 
 // replica is what is known of one replica.
 type replica struct {
 	replayed LSN
+	// seenAt is when replayed was last confirmed by a probe.
+	seenAt   time.Time
 	reason   Reason    // InRotation while it serves reads
 	since    time.Time // when it left the rotation
 	retryAt  time.Time // when an ejected replica may be probed again
@@ -224,11 +238,45 @@ func (t *Tracker) Target(s *Session, tok Token, verified bool) Target {
 }
 
 // ObservePrimaryPosition records a position the primary reported outside
-// any session's statement (a probe of its current WAL position).
-func (t *Tracker) ObservePrimaryPosition(l LSN) {
+// any session's statement (a probe of its current WAL position), at now.
+func (t *Tracker) ObservePrimaryPosition(l LSN, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.primary = max(t.primary, l)
+	t.samples[t.nsample%len(t.samples)] = sample{at: now, pos: l}
+	t.nsample++
+}
+
+// stalenessLocked bounds how far behind the primary replica i was at now:
+// it had replayed, when last probed, at least what the primary had at the
+// latest sampled time its position was no further; so it has everything
+// committed before that time, and its staleness is at most now minus that
+// time. ok is false when nothing is known (no probe, or no sample old
+// enough).
+func (t *Tracker) stalenessLocked(i int, now time.Time) (time.Duration, bool) {
+	r := &t.replicas[i]
+	if r.seenAt.IsZero() {
+		return 0, false
+	}
+	var at time.Time
+	for k := range min(t.nsample, len(t.samples)) {
+		s := t.samples[k]
+		if s.pos <= r.replayed && s.at.After(at) {
+			at = s.at
+		}
+	}
+	if at.IsZero() {
+		return 0, false
+	}
+	return now.Sub(at), true
+}
+
+// Staleness bounds how far behind the primary replica i is now (see
+// stalenessLocked); ok is false when it is not known.
+func (t *Tracker) Staleness(i int, now time.Time) (time.Duration, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stalenessLocked(i, now)
 }
 
 // PrimaryAnswered records the position the primary reported right after a
@@ -285,10 +333,21 @@ func (t *Tracker) NeedsWait(i int, target LSN) bool {
 
 // Pick chooses the replica for a read of s that must see target, by the
 // balance policy, and remembers it as s's current replica; exclude lists
-// replicas the read already tried. It returns -1 when none is in rotation.
-func (t *Tracker) Pick(s *Session, target LSN, exclude ...int) int {
+// replicas the read already tried. With maxStale, only a replica known to
+// be at most maxStale behind the primary qualifies. It returns -1 when none
+// does.
+func (t *Tracker) Pick(s *Session, target LSN, maxStale time.Duration, exclude ...int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if maxStale > 0 {
+		now := time.Now()
+		exclude = slices.Clone(exclude)
+		for i := range t.replicas {
+			if d, ok := t.stalenessLocked(i, now); !ok || d > maxStale {
+				exclude = append(exclude, i)
+			}
+		}
+	}
 	i := t.pickLocked(s.last, target, exclude)
 	if i >= 0 {
 		s.last = i
@@ -422,11 +481,12 @@ func (t *Tracker) DueForProbe(i int, now time.Time) bool {
 // ProbeOK records a probe that found replica i in recovery, having replayed
 // replayed. An ejected replica comes back once it has replayed what it was
 // ejected for. It reports whether the replica came back.
-func (t *Tracker) ProbeOK(i int, replayed LSN) bool {
+func (t *Tracker) ProbeOK(i int, replayed LSN, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.confirmLocked(i, replayed)
 	r := &t.replicas[i]
+	r.seenAt = now
 	if r.reason == InRotation || replayed < r.needs {
 		return false
 	}
@@ -481,6 +541,7 @@ func (t *Tracker) ObservePrimary(e Epoch) bool {
 	t.gen++
 	t.handle = min(t.handle, e.Start)
 	t.primary = e.Start
+	t.nsample = 0 // positions of another history
 	for i := range t.replicas {
 		t.replicas[i].replayed = 0
 		t.replicas[i].needs = min(t.replicas[i].needs, e.Start)
@@ -493,6 +554,14 @@ func (t *Tracker) Epoch() Epoch {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.epoch
+}
+
+// PrimaryPosition returns the highest position the primary reported on the
+// current history.
+func (t *Tracker) PrimaryPosition() LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.primary
 }
 
 // HighWater returns the handle's position: what a read at handle scope

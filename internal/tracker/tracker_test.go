@@ -34,7 +34,7 @@ func TestTargetByScope(t *testing.T) {
 			tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 1})
 			own, other := tr.NewSession(), tr.NewSession()
 			tr.PrimaryAnswered(own, tt.own, false)
-			tr.ObservePrimaryPosition(100)
+			tr.ObservePrimaryPosition(100, time.Now())
 			tr.PrimaryAnswered(other, tt.other, false)
 			got := tr.Target(own, Token{Present: tt.token != 0, LSN: tt.token, Timeline: 1}, false)
 			require.Equal(t, tt.want, got.LSN)
@@ -60,7 +60,7 @@ func TestTokens(t *testing.T) {
 		tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 1000})
 		s := tr.NewSession()
 		tr.PrimaryAnswered(s, 5000, false)
-		tr.ObservePrimaryPosition(6000)
+		tr.ObservePrimaryPosition(6000, time.Now())
 		return tr, s
 	}
 	tests := []struct {
@@ -107,7 +107,7 @@ func TestWaitTimeoutEjectsOnlyForVerifiedFullWaits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newTracker(pgwait.ScopeHandle, 1)
-			tr.ObservePrimaryPosition(200)
+			tr.ObservePrimaryPosition(200, time.Now())
 			require.Equal(t, tt.ejected, tr.WaitTimedOut(0, tt.target, tt.full, tt.verified))
 			require.Equal(t, !tt.ejected, tr.InRotation(0))
 		})
@@ -117,27 +117,61 @@ func TestWaitTimeoutEjectsOnlyForVerifiedFullWaits(t *testing.T) {
 func TestEjectedReplicaReturnsWhenCaughtUp(t *testing.T) {
 	tr := newTracker(pgwait.ScopeHandle, 1)
 	now := time.Unix(1000, 0)
-	tr.ObservePrimaryPosition(500)
+	tr.ObservePrimaryPosition(500, time.Now())
 	require.True(t, tr.WaitTimedOut(0, 400, true, true))
 	require.False(t, tr.DueForProbe(0, now))
 	require.True(t, tr.DueForProbe(0, time.Now().Add(2*time.Second)))
-	require.False(t, tr.ProbeOK(0, 399), "not caught up yet")
+	require.False(t, tr.ProbeOK(0, 399, time.Now()), "not caught up yet")
 	require.False(t, tr.InRotation(0))
-	require.True(t, tr.ProbeOK(0, 400))
+	require.True(t, tr.ProbeOK(0, 400, time.Now()))
 	require.True(t, tr.InRotation(0))
 	require.Equal(t, LSN(400), tr.Replica(0).Replayed)
 }
 
 func TestBehindReplicaServesReadsThatNeedNoWait(t *testing.T) {
 	tr := newTracker(pgwait.ScopeHandle, 1)
-	tr.ObservePrimaryPosition(500)
+	tr.ObservePrimaryPosition(500, time.Now())
 	tr.Confirmed(0, 300)
 	require.True(t, tr.WaitTimedOut(0, 400, true, true))
 	s := tr.NewSession()
-	require.Equal(t, 0, tr.Pick(s, 300), "it has replayed 300: no wait, no lag")
-	require.Equal(t, -1, tr.Pick(s, 301), "a read that would wait goes elsewhere")
+	require.Equal(t, 0, tr.Pick(s, 300, 0), "it has replayed 300: no wait, no lag")
+	require.Equal(t, -1, tr.Pick(s, 301, 0), "a read that would wait goes elsewhere")
 	tr.Eject(0, Failed, time.Now())
-	require.Equal(t, -1, tr.Pick(s, 0), "a failed replica serves nothing")
+	require.Equal(t, -1, tr.Pick(s, 0, 0), "a failed replica serves nothing")
+}
+
+func TestStalenessFromProbes(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 2)
+	t0 := time.Unix(1000, 0)
+	_, ok := tr.Staleness(0, t0)
+	require.False(t, ok, "nothing known before a probe")
+	for k := range 10 { // the primary moves 100 a second
+		tr.ObservePrimaryPosition(LSN(100*(k+1)), t0.Add(time.Duration(k)*time.Second))
+	}
+	tr.ProbeOK(0, 550, t0.Add(9*time.Second)) // has what the primary had at t0+4s
+	tr.ProbeOK(1, 1000, t0.Add(9*time.Second))
+	d, ok := tr.Staleness(0, t0.Add(10*time.Second))
+	require.True(t, ok)
+	require.Equal(t, 6*time.Second, d)
+	d, ok = tr.Staleness(1, t0.Add(10*time.Second))
+	require.True(t, ok)
+	require.Equal(t, time.Second, d)
+	tr.Eject(1, Failed, t0)
+	_, ok = tr.Staleness(1, t0.Add(10*time.Second))
+	require.False(t, ok, "an ejected replica's position is forgotten")
+}
+
+func TestPickWithinStaleness(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 2)
+	now := time.Now()
+	tr.ObservePrimaryPosition(100, now.Add(-10*time.Second))
+	tr.ObservePrimaryPosition(200, now.Add(-time.Second))
+	tr.ProbeOK(0, 150, now) // 10 s behind
+	tr.ProbeOK(1, 200, now) // 1 s behind
+	s := tr.NewSession()
+	require.Equal(t, 1, tr.Pick(s, 0, 5*time.Second))
+	require.Equal(t, -1, tr.Pick(s, 0, 5*time.Second, 1))
+	require.Equal(t, -1, tr.Pick(s, 0, 500*time.Millisecond))
 }
 
 func TestProbeBackoffDoubles(t *testing.T) {
@@ -150,7 +184,7 @@ func TestProbeBackoffDoubles(t *testing.T) {
 		require.True(t, tr.DueForProbe(0, now.Add(want*time.Second)))
 	}
 	require.Equal(t, Failed, tr.Replica(0).Reason)
-	require.True(t, tr.ProbeOK(0, 1))
+	require.True(t, tr.ProbeOK(0, 1, time.Now()))
 }
 
 func TestEjectForgetsPosition(t *testing.T) {
@@ -161,7 +195,7 @@ func TestEjectForgetsPosition(t *testing.T) {
 	require.False(t, tr.Eject(0, Promoted, time.Now()), "already out")
 	require.Equal(t, Promoted, tr.Replica(0).Reason)
 	require.True(t, tr.NeedsWait(0, 100))
-	require.Equal(t, -1, tr.Pick(tr.NewSession(), 0))
+	require.Equal(t, -1, tr.Pick(tr.NewSession(), 0, 0))
 }
 
 func TestFailoverSetsPositionsAside(t *testing.T) {
@@ -187,25 +221,25 @@ func TestPickLeastLag(t *testing.T) {
 	tr.Confirmed(0, 10)
 	tr.Confirmed(1, 30)
 	tr.Confirmed(2, 20)
-	require.Equal(t, 1, tr.Pick(s, 100), "the furthest ahead when none is caught up")
-	require.Equal(t, 1, tr.Pick(s, 15), "the current one when it needs no wait")
-	got := tr.Pick(s, 25, 1)
+	require.Equal(t, 1, tr.Pick(s, 100, 0), "the furthest ahead when none is caught up")
+	require.Equal(t, 1, tr.Pick(s, 15, 0), "the current one when it needs no wait")
+	got := tr.Pick(s, 25, 0, 1)
 	require.Equal(t, 2, got, "the furthest ahead among the others")
-	require.Equal(t, -1, tr.Pick(s, 0, 0, 1, 2))
+	require.Equal(t, -1, tr.Pick(s, 0, 0, 0, 1, 2))
 }
 
 func TestPickRoundRobinKeepsCurrent(t *testing.T) {
 	tr := New(Config{Balance: pgwait.BalanceRoundRobin, Replicas: 3})
 	seen := map[int]bool{}
 	for range 3 {
-		seen[tr.Pick(tr.NewSession(), 0)] = true
+		seen[tr.Pick(tr.NewSession(), 0, 0)] = true
 	}
 	require.Len(t, seen, 3)
 	s := tr.NewSession()
-	first := tr.Pick(s, 0)
-	require.Equal(t, first, tr.Pick(s, 0))
+	first := tr.Pick(s, 0, 0)
+	require.Equal(t, first, tr.Pick(s, 0, 0))
 	tr.Eject(first, Failed, time.Now())
-	require.NotEqual(t, first, tr.Pick(s, 0))
+	require.NotEqual(t, first, tr.Pick(s, 0, 0))
 }
 
 // model is the reference the randomized test checks the tracker against:
@@ -262,7 +296,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 			if rng.IntN(4) == 0 {
 				tr.ProbeFailed(i, Failed, time.Now())
 			} else {
-				tr.ProbeOK(i, m.replayed[i])
+				tr.ProbeOK(i, m.replayed[i], time.Now())
 			}
 		case 4: // a hostile token replaces session k's
 			tokens[k].Set(pgwait.LSN(rng.Uint64()), uint32(rng.IntN(3)))
@@ -271,7 +305,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 			tok := Token{Present: l != 0, LSN: LSN(l), Timeline: tli}
 			tg := tr.Target(s, tok, false)
 			if tg.Verdict == TokenUnverified {
-				tr.ObservePrimaryPosition(m.primary)
+				tr.ObservePrimaryPosition(m.primary, time.Now())
 				tg = tr.Target(s, tok, true)
 			}
 			if tg.Verdict == TokenClamped {
@@ -288,7 +322,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 			if tok.Present && tg.Verdict == TokenOK {
 				require.GreaterOrEqual(t, tg.LSN, min(tok.LSN, m.primary), "seed %d step %d: token", seed, step)
 			}
-			i := tr.Pick(s, tg.LSN)
+			i := tr.Pick(s, tg.LSN, 0)
 			if i < 0 {
 				// Read on the primary: it reports its position after the read.
 				advance(tokens[k], tr.PrimaryAnswered(s, m.primary, true))

@@ -1,0 +1,91 @@
+package driver_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait"
+	"github.com/pgwait/pgwait/internal/pgtest"
+)
+
+// readV reads the count of rows with v and where the read ran.
+func readV(t *testing.T, ctx context.Context, db *sql.DB, tbl, v string) (n int, onReplica bool, took time.Duration) {
+	t.Helper()
+	start := time.Now()
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = $1", v).Scan(&n, &onReplica))
+	return n, onReplica, time.Since(start)
+}
+
+// TestLevels checks each consistency level against a replica whose replay
+// is paused, with a write made through another handle (another process):
+// only Global and Primary must see it; Eventual reads the replica at once;
+// a bounded read goes to the primary once the replica is further behind
+// than its bound.
+func TestLevels(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	writer := open(t, c)
+	reader := open(t, c, "pgwait_wait_timeout=200ms", "pgwait_health_interval=50ms")
+	tbl := table(t, writer)
+	eventuallyOnReplica(t, ctx, reader)
+	require.Eventually(t, func() bool {
+		_, on, _ := readV(t, pgwait.WithLevel(ctx, pgwait.BoundedStaleness(time.Second)), reader, tbl, "x")
+		return on
+	}, 10*time.Second, 20*time.Millisecond, "the replica is measured fresh")
+
+	require.NoError(t, c.PauseReplay(ctx, 0))
+	defer c.ResumeReplay(ctx, 0)
+	_, err := writer.Exec("INSERT INTO " + tbl + " (v) VALUES ('other process')")
+	require.NoError(t, err)
+
+	n, on, took := readV(t, pgwait.WithLevel(ctx, pgwait.Eventual), reader, tbl, "other process")
+	assert.True(t, on, "eventual reads the replica")
+	assert.Zero(t, n, "the replica is paused: an eventual read may miss the write")
+	assert.Less(t, took, 150*time.Millisecond, "an eventual read does not wait")
+
+	n, on, _ = readV(t, ctx, reader, tbl, "other process")
+	assert.True(t, on)
+	assert.Zero(t, n, "read-your-writes covers this handle's writes only")
+
+	n, _, _ = readV(t, pgwait.WithLevel(ctx, pgwait.Global), reader, tbl, "other process")
+	assert.Equal(t, 1, n, "a global read sees every write committed before it")
+
+	n, on, _ = readV(t, pgwait.WithLevel(ctx, pgwait.Primary), reader, tbl, "other process")
+	assert.Equal(t, 1, n)
+	assert.False(t, on)
+
+	// Keep the primary moving while replay is paused: the replica falls
+	// behind in time.
+	for range 15 {
+		_, err := writer.Exec("INSERT INTO " + tbl + " (v) VALUES (NULL)")
+		require.NoError(t, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, on, _ = readV(t, pgwait.WithLevel(ctx, pgwait.BoundedStaleness(300*time.Millisecond)), reader, tbl, "x")
+	assert.False(t, on, "a replica more than 300ms behind does not serve a read bounded to it")
+	_, on, _ = readV(t, pgwait.WithLevel(ctx, pgwait.BoundedStaleness(time.Minute)), reader, tbl, "x")
+	assert.True(t, on, "one well within a minute does")
+}
+
+func TestGlobalByDefault(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	writer := open(t, c)
+	reader := open(t, c, "pgwait_consistency=global", "pgwait_wait_timeout=5s")
+	tbl := table(t, writer)
+	eventuallyOnReplica(t, ctx, reader)
+	for i := range 50 {
+		v := sanitize(t.Name()) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		_, err := writer.Exec("INSERT INTO "+tbl+" (v) VALUES ($1)", v)
+		require.NoError(t, err)
+		n, _, _ := readV(t, ctx, reader, tbl, v)
+		require.Equal(t, 1, n, "a global read missed a write another handle committed before it")
+	}
+	st := stats(t, reader)
+	assert.Positive(t, st.ReplicaReads, "global reads are served by the replica")
+}
