@@ -106,12 +106,12 @@ type sample struct {
 type replica struct {
 	replayed LSN
 	// seenAt is when replayed was last confirmed by a probe.
-	seenAt   time.Time
-	reason   Reason    // InRotation while it serves reads
-	since    time.Time // when it left the rotation
-	retryAt  time.Time // when an ejected replica may be probed again
-	needs    LSN       // what a replica out as Behind must replay to return
-	fails    int       // failed probes in a row
+	seenAt  time.Time
+	reason  Reason    // InRotation while it serves reads
+	since   time.Time // when it left the rotation
+	retryAt time.Time // when an ejected replica may be probed again
+	needs   LSN       // what a replica out as Behind must replay to return
+	fails   int       // failed probes in a row
 }
 
 // New returns a tracker for cfg.
