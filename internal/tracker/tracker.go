@@ -98,6 +98,7 @@ type replica struct {
 	retryAt  time.Time // when an ejected replica may be probed again
 	needs    LSN       // what a replica out as Behind must replay to return
 	fails    int       // failed probes in a row
+	ejected  uint64    // times it left the rotation
 }
 
 // New returns a tracker for cfg.
@@ -381,6 +382,7 @@ func (t *Tracker) ejectLocked(r *replica, why Reason, now time.Time) bool {
 	r.reason, r.since = why, now
 	r.retryAt = now.Add(t.cfg.HealthInterval)
 	r.fails = 1
+	r.ejected++
 	return true
 }
 
@@ -440,6 +442,7 @@ func (t *Tracker) ProbeFailed(i int, why Reason, now time.Time) bool {
 	was := r.reason == InRotation
 	if was {
 		r.since = now
+		r.ejected++
 	}
 	r.reason = why
 	r.fails++
@@ -497,12 +500,25 @@ func (t *Tracker) HighWater() LSN {
 	return t.handle
 }
 
+// PrimaryPosition returns the highest position any server reported on the
+// current primary history: at most the primary's real position, and behind
+// it by whatever was written since pgwait last heard from the primary.
+func (t *Tracker) PrimaryPosition() LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.primary
+}
+
 // ReplicaState is a snapshot of one replica's state.
 type ReplicaState struct {
 	Replayed LSN
 	Reason   Reason
 	Since    time.Time
 	Needs    LSN
+	// RetryAt is when an ejected replica may be probed again.
+	RetryAt time.Time
+	// Ejections counts the times it left the rotation.
+	Ejections uint64
 }
 
 // Replica returns a snapshot of replica i.
@@ -510,5 +526,5 @@ func (t *Tracker) Replica(i int) ReplicaState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.replicas[i]
-	return ReplicaState{Replayed: r.replayed, Reason: r.reason, Since: r.since, Needs: r.needs}
+	return ReplicaState{Replayed: r.replayed, Reason: r.reason, Since: r.since, Needs: r.needs, RetryAt: r.retryAt, Ejections: r.ejected}
 }

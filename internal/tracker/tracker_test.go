@@ -335,3 +335,51 @@ func FuzzTokens(f *testing.F) {
 		}
 	})
 }
+
+func TestPrimaryPosition(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(*Tracker, *Session)
+		want LSN
+	}{
+		{"nothing heard", func(*Tracker, *Session) {}, 0},
+		{"a statement's answer", func(tr *Tracker, s *Session) { tr.PrimaryAnswered(s, 300, false) }, 300},
+		{"a probe of the primary", func(tr *Tracker, s *Session) { tr.ObservePrimaryPosition(400) }, 400},
+		{"a replica's confirmation", func(tr *Tracker, s *Session) { tr.Confirmed(0, 350) }, 350},
+		{"only grows", func(tr *Tracker, s *Session) {
+			tr.PrimaryAnswered(s, 500, false)
+			tr.ObservePrimaryPosition(200)
+		}, 500},
+		{"a failover cuts it to the new start", func(tr *Tracker, s *Session) {
+			tr.PrimaryAnswered(s, 900, false)
+			tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 700})
+		}, 700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(pgwait.ScopeHandle, 1)
+			tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 0})
+			tt.do(tr, tr.NewSession())
+			require.Equal(t, tt.want, tr.PrimaryPosition())
+		})
+	}
+}
+
+func TestReplicaCountsEjections(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	now := time.Now()
+	require.Zero(t, tr.Replica(0).Ejections)
+	require.True(t, tr.Eject(0, Failed, now))
+	require.False(t, tr.Eject(0, Failed, now), "already out")
+	require.False(t, tr.ProbeFailed(0, Failed, now.Add(time.Second)), "still out")
+	st := tr.Replica(0)
+	require.Equal(t, uint64(1), st.Ejections)
+	require.Equal(t, now.Add(3*time.Second), st.RetryAt, "two failures in a row: twice the interval")
+	require.True(t, tr.ProbeOK(0, 10))
+	require.True(t, tr.ProbeFailed(0, Promoted, now.Add(5*time.Second)))
+	require.Equal(t, uint64(2), tr.Replica(0).Ejections)
+	tr.ObservePrimaryPosition(100)
+	require.True(t, tr.ProbeOK(0, 10))
+	require.True(t, tr.WaitTimedOut(0, 50, true, true))
+	require.Equal(t, uint64(3), tr.Replica(0).Ejections)
+}
