@@ -140,6 +140,7 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN) (*side, erro
 				return nil, err
 			}
 			c.c.stats.replicaErrors.Add(1)
+			rep.status.failed(err)
 			c.eject(rep, tracker.Failed)
 			continue
 		}

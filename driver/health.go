@@ -88,6 +88,7 @@ func (h *healthChecker) probe(i int, r *replica) {
 	case h.ctx.Err() != nil:
 		return // closing
 	case err != nil:
+		r.status.failed(err)
 		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
 			stats.ejections.Add(1)
 		}
@@ -122,18 +123,19 @@ func (h *healthChecker) query(ctx context.Context, i int, r *replica) (lsn.LSN, 
 		}
 		h.conns[i] = pc
 	}
-	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
+	res := pc.ExecParams(ctx, probeSQL, nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		closeProbe(pc)
 		h.conns[i] = nil
 		return 0, false, res.Err
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 3 {
 		return 0, false, errProbeShape
 	}
 	if string(res.Rows[0][0]) != "t" || res.Rows[0][1] == nil {
 		return 0, false, nil
 	}
+	r.status.probed(res.Rows[0][2])
 	l, err := lsn.Parse(string(res.Rows[0][1]))
 	return l, true, err
 }
