@@ -11,7 +11,9 @@ import (
 // Header, and advances that token to the one the response carries back, so
 // that a caller that passes its own token along reads, through the service,
 // what it wrote through it. A request whose context has no token, or whose
-// header is already set, is sent as it is.
+// header is already set, is sent as it is. The token only moves forward
+// (pgwait.Token.AdvanceOn), so that concurrent requests sharing it never move
+// it back: a token the service reset as forged stays as it was here.
 type Transport struct {
 	// Base sends the requests; nil means http.DefaultTransport.
 	Base http.RoundTripper
