@@ -16,7 +16,9 @@ import (
 
 // writer stands in for a service whose handler writes to the database with
 // the call's context, which advances the call's token to the commit.
-type writer struct{ healthpb.UnimplementedHealthServer }
+type writer struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func (writer) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	tok := pgwait.TokenFrom(ctx)
