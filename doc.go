@@ -134,7 +134,9 @@
 // caller's token never sends everyone's reads to the primary. A write made
 // with a token on another timeline than the primary's moves the token onto
 // the primary's timeline (Token.AdvanceOn), so the caller's own writes are
-// always covered.
+// always covered. The packages pgwaithttp, pgwaitgrpc and pgwaitjob carry
+// tokens through HTTP, gRPC and background jobs, with size limits and a
+// validation hook of their own.
 //
 // # Replicas that fail, lag or get promoted
 //
@@ -142,7 +144,8 @@
 // cannot be reached, is no longer in recovery (promoted), or lets a read's
 // wait time out leaves the rotation; reads go to the other replicas, or the
 // primary, until a probe finds it healthy and caught up again, with backoff
-// while it keeps failing. A read whose replica fails mid-way runs again on the
+// while it keeps failing. driver.ReplicasOf reports each replica's state,
+// why and since when it is out, its last error and its lag. A read whose replica fails mid-way runs again on the
 // primary (a read is safe to repeat; a write is never repeated). Probes also
 // tell reads how far each replica has replayed, so that most reads need no
 // wait at all.

@@ -79,10 +79,13 @@ type ReplicaStatus struct {
 	// recovery; zero before the first.
 	Probed time.Time
 
-	// Reads counts the reads (statements) it served, Waits the waits it was
-	// asked for, WaitTimeouts those that ran out of time (or had no time
-	// left under the caller's deadline), Fallbacks the reads meant for it
-	// that the primary served because it timed out, was found promoted or
-	// failed mid-read, and Ejections the times it left the rotation.
+	// Reads counts the statements outside transactions it served (as
+	// Stats.ReplicaReads does: read-only transactions are not counted),
+	// Waits the waits it was asked for (reads' and read-only transactions'),
+	// WaitTimeouts those that ran out of time (or had no time left under the
+	// caller's deadline), Fallbacks the statements meant for it that the
+	// primary served because it timed out, was found promoted or failed
+	// mid-read (a read-only transaction moved to the primary is counted in
+	// Stats.Fallbacks only), and Ejections the times it left the rotation.
 	Reads, Waits, WaitTimeouts, Fallbacks, Ejections uint64
 }
