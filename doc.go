@@ -135,8 +135,8 @@
 // with a token on another timeline than the primary's moves the token onto
 // the primary's timeline (Token.AdvanceOn), so the caller's own writes are
 // always covered. The packages pgwaithttp, pgwaitgrpc and pgwaitjob carry
-// tokens through HTTP, gRPC and background jobs, with size limits and a
-// validation hook of their own.
+// tokens through HTTP, gRPC and background jobs, refusing oversized or
+// unparsable ones before any query.
 //
 // # Replicas that fail, lag or get promoted
 //
