@@ -2,10 +2,8 @@ module github.com/pgwait/pgwait/pgwaitgrpc
 
 go 1.26.0
 
-replace github.com/pgwait/pgwait => ../
-
 require (
-	github.com/pgwait/pgwait v0.0.0
+	github.com/pgwait/pgwait v0.1.0
 	google.golang.org/grpc v1.85.0
 )
 

@@ -2,11 +2,9 @@ module github.com/pgwait/pgwait/pgwaitotel
 
 go 1.26.0
 
-replace github.com/pgwait/pgwait => ../
-
 require (
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/pgwait/pgwait v0.0.0
+	github.com/pgwait/pgwait v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk/metric v1.47.0

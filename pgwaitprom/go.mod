@@ -2,11 +2,9 @@ module github.com/pgwait/pgwait/pgwaitprom
 
 go 1.26.0
 
-replace github.com/pgwait/pgwait => ../
-
 require (
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/pgwait/pgwait v0.0.0
+	github.com/pgwait/pgwait v0.1.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 )
