@@ -116,3 +116,22 @@ func TestConnectorReplicas(t *testing.T) {
 	_, err = pgwaitdriver.ReplicasOf(t.Context(), other)
 	assert.ErrorContains(t, err, "needs a *sql.DB opened with the pgwait driver")
 }
+
+// TestStatusOnOlderServer: the health probe's query, lag included, runs on
+// servers older than 19 too.
+func TestStatusOnOlderServer(t *testing.T) {
+	bin, major, err := pgtest.FindOlderBinaries()
+	if err != nil {
+		t.Skip("no PostgreSQL older than 19 installed:", err)
+	}
+	t.Logf("PostgreSQL %d from %s", major, bin)
+	c := pgtest.New(t, pgtest.Options{BinDir: bin})
+	db := open(t, c, "pgwait_health_interval=50ms")
+	table(t, db)
+	var st pgwait.ReplicaStatus
+	require.Eventually(t, func() bool {
+		st = replicaStatus(t, db)
+		return !st.Probed.IsZero() && st.LagKnown && st.LastError == nil
+	}, 10*time.Second, 20*time.Millisecond, "probes of PostgreSQL %d: %+v", major, st)
+	assert.Equal(t, pgwait.ReplicaInRotation, st.State)
+}
