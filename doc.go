@@ -159,7 +159,9 @@
 // caller's token never sends everyone's reads to the primary. A write made
 // with a token on another timeline than the primary's moves the token onto
 // the primary's timeline (Token.AdvanceOn), so the caller's own writes are
-// always covered.
+// always covered. The packages pgwaithttp, pgwaitgrpc and pgwaitjob carry
+// tokens through HTTP, gRPC and background jobs, refusing oversized or
+// unparsable ones before any query.
 //
 // # Replicas that fail, lag or get promoted
 //
@@ -176,7 +178,9 @@
 // counted in Stats.RecoveryConflicts; inside a caller's transaction the
 // error is returned as it is. A replica out of connection slots (53300)
 // stays in rotation. Probes also tell reads how far each replica has
-// replayed, so that most reads need no wait at all.
+// replayed, so that most reads need no wait at all. driver.ReplicasOf
+// reports each replica's state, why and since when it is out, its last
+// error and its lag.
 //
 // A sick replica costs a read at most its wait plus the replica timeout
 // (pgwait_replica_timeout, 2 s by default), whether or not the caller's

@@ -145,6 +145,7 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale tim
 				return nil, err
 			}
 			c.c.stats.replicaErrors.Add(1)
+			rep.status.failed(err)
 			if !isOutOfSlots(err) {
 				c.eject(rep, tracker.Failed)
 			}

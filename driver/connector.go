@@ -89,6 +89,7 @@ type replica struct {
 	addr      string
 	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
+	status    replicaStatus // counts and last error, for Replicas (status.go)
 }
 
 // maxBackoff bounds the backoff of a replica whose probes keep failing:

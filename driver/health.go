@@ -41,6 +41,7 @@ type healthChecker struct {
 	primarySem chan struct{}
 	primary    *pgconn.PgConn
 	sizes      [2]uint64 // WAL block and segment sizes of the primary
+	system     string    // its system identifier
 	lastAt     time.Time
 }
 
@@ -116,7 +117,7 @@ func (h *healthChecker) probeLoop(i int, r *replica) {
 func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgConn {
 	ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
 	defer cancel()
-	replayed, inRecovery, pc, err := queryReplica(ctx, r, pc)
+	replayed, inRecovery, incarnation, pc, err := queryReplica(ctx, r, pc)
 	track, stats := h.c.track, &h.c.stats
 	switch {
 	case h.ctx.Err() != nil:
@@ -126,6 +127,7 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 		// Nothing is learned of its position.
 		h.alive[i].Store(time.Now().UnixNano())
 	case err != nil:
+		r.status.failed(err)
 		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
 			stats.ejections.Add(1)
 		}
@@ -139,36 +141,37 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 		}
 	default:
 		h.alive[i].Store(time.Now().UnixNano())
-		track.ProbeOK(i, replayed, time.Now())
+		track.ProbeOK(i, replayed, incarnation, time.Now())
 	}
 	return pc
 }
 
-// queryReplica asks a replica whether it is in recovery and how far it has
-// replayed, connecting first when pc is nil; on failure the connection is
-// closed and nil returned.
-func queryReplica(ctx context.Context, r *replica, pc *pgconn.PgConn) (lsn.LSN, bool, *pgconn.PgConn, error) {
+// queryReplica asks a replica whether it is in recovery, how far it has
+// replayed and since when it runs, connecting first when pc is nil; on
+// failure the connection is closed and nil returned.
+func queryReplica(ctx context.Context, r *replica, pc *pgconn.PgConn) (replayed lsn.LSN, inRecovery bool, incarnation string, _ *pgconn.PgConn, err error) {
 	if pc == nil || pc.IsClosed() {
-		var err error
 		pc, err = pgconn.ConnectConfig(ctx, probeConfig(&r.cfg.Config))
 		if err != nil {
-			return 0, false, nil, err
+			return 0, false, "", nil, err
 		}
 	}
-	res := pc.ExecParams(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text", nil, nil, nil, nil).Read()
+	res := pc.ExecParams(ctx, probeSQL, nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		closeProbe(pc)
-		return 0, false, nil, res.Err
+		return 0, false, "", nil, res.Err
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 4 {
 		closeProbe(pc)
-		return 0, false, nil, errProbeShape
+		return 0, false, "", nil, errProbeShape
 	}
-	if string(res.Rows[0][0]) != "t" || res.Rows[0][1] == nil {
-		return 0, false, pc, nil
+	row := res.Rows[0]
+	if string(row[0]) != "t" || row[1] == nil {
+		return 0, false, "", pc, nil
 	}
-	l, err := lsn.Parse(string(res.Rows[0][1]))
-	return l, true, pc, err
+	r.status.probed(row[2])
+	replayed, err = lsn.Parse(string(row[1]))
+	return replayed, true, string(row[3]), pc, err
 }
 
 // primaryLoop reads the primary's WAL position on the health interval.
@@ -217,9 +220,16 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 		}
 		h.sizes[0], _ = strconv.ParseUint(row[0], 10, 64)
 		h.sizes[1], _ = strconv.ParseUint(row[1], 10, 64)
+		// Which cluster: a role not allowed to read pg_control_system()
+		// still has the timeline, as on pooled connections (side.identify).
+		h.system = "unknown"
+		res := pc.ExecParams(ctx, "SELECT system_identifier::text FROM pg_control_system()", nil, nil, nil, nil).Read()
+		if res.Err == nil && len(res.Rows) == 1 && len(res.Rows[0]) == 1 {
+			h.system = string(res.Rows[0][0])
+		}
 	}
 	began := time.Now()
-	row, err := h.primaryRow(ctx, lsnQuery, 1)
+	row, err := h.primaryRow(ctx, positionQuery, 2)
 	if err != nil {
 		return err
 	}
@@ -227,7 +237,17 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h.c.track.ObservePrimaryPosition(lsn.EndOfRecord(l, h.sizes[0], h.sizes[1]), time.Now())
+	tli, err := strconv.ParseUint(row[1], 16, 32)
+	if err != nil {
+		return err
+	}
+	// The probe notices a failover even on a handle that only reads, whose
+	// pooled connections never open the primary.
+	l = lsn.EndOfRecord(l, h.sizes[0], h.sizes[1])
+	if h.c.track.ObservePrimary(tracker.Epoch{System: h.system, Timeline: uint32(tli), Start: l}) {
+		h.c.stats.failovers.Add(1)
+	}
+	h.c.track.ObservePrimaryPosition(l, time.Now())
 	h.lastAt = began
 	return nil
 }
@@ -258,6 +278,9 @@ func (h *healthChecker) primaryRow(ctx context.Context, query string, n int) ([]
 	}
 	return row, nil
 }
+
+// positionQuery reads the primary's WAL insert position and timeline.
+const positionQuery = "SELECT pg_current_wal_insert_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
 
 // closeTimeout bounds the goodbye sent when a probe connection is closed.
 const closeTimeout = time.Second

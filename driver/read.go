@@ -122,11 +122,13 @@ func (c *Conn) wait(ctx context.Context, s *side, tg tracker.Target, run func(ms
 	ms, ok := c.waitBudget(ctx)
 	if !ok {
 		c.c.stats.waitTimeouts.Add(1)
+		s.rep.status.waitTimeouts.Add(1)
 		w.status = waitTimeout
 		return w, nil
 	}
 	w.ms = ms
 	c.c.stats.waits.Add(1)
+	s.rep.status.waits.Add(1)
 	start := time.Now()
 	status, err := run(ms)
 	w.took, w.status = time.Since(start), status
@@ -136,6 +138,7 @@ func (c *Conn) wait(ctx context.Context, s *side, tg tracker.Target, run func(ms
 		c.c.track.Confirmed(s.rep.index, tg.LSN)
 	case waitTimeout:
 		c.c.stats.waitTimeouts.Add(1)
+		s.rep.status.waitTimeouts.Add(1)
 		// Only a wait that ran the whole wait timeout, for a position the
 		// primary really reached, says the replica is behind.
 		full := ms >= c.c.cfg.WaitTimeout.Milliseconds()
@@ -214,8 +217,10 @@ func (c *Conn) read(ctx context.Context, query string, args []any, exclude ...in
 			c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(w.target), Waited: w.took, WaitStatus: w.status, Err: err})
 			return nil, err
 		}
+		s.rep.status.fallbacks.Add(1)
 		return c.fallback(ctx, query, args, fallbackTimeout, nil, w)
 	case err == nil && w.status == waitNotInRecovery:
+		s.rep.status.fallbacks.Add(1)
 		return c.fallback(ctx, query, args, fallbackPromoted, nil, w)
 	}
 	return c.replicaDone(ctx, s, query, args, r, err, w, exclude)
@@ -313,6 +318,7 @@ func isRecoveryConflict(err error) bool {
 func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []any, r *rows, err error, w waitInfo, exclude []int) (sqldriver.Rows, error) {
 	if err == nil {
 		c.c.stats.replicaReads.Add(1)
+		s.rep.status.reads.Add(1)
 		c.c.track.ReplicaRead(c.session, s.rep.index, w.target)
 		c.trace(pgwait.Event{SQL: query, Server: pgwait.ServerReplica, Addr: s.rep.addr, WaitedFor: pgwait.LSN(waitedFor(w)), Waited: w.took, WaitStatus: w.status})
 		return r, nil
@@ -342,6 +348,8 @@ func (c *Conn) replicaDone(ctx context.Context, s *side, query string, args []an
 	case s.broken():
 		// The replica went away. A read is safe to run again: on the primary.
 		c.c.stats.replicaErrors.Add(1)
+		s.rep.status.failed(err)
+		s.rep.status.fallbacks.Add(1)
 		c.eject(s.rep, tracker.Failed)
 		c.dropSide(s)
 		return c.fallback(ctx, query, args, fallbackError, err, w)

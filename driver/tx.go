@@ -122,6 +122,7 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error {
 	if s.broken() && ctx.Err() == nil {
 		c.c.stats.replicaErrors.Add(1)
+		s.rep.status.failed(err)
 		c.eject(s.rep, tracker.Failed)
 		c.dropSide(s)
 		return nil

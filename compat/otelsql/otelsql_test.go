@@ -208,4 +208,12 @@ func TestRaw(t *testing.T) {
 	st, err := pgwaitdriver.StatsOf(ctx, db)
 	require.NoError(t, err)
 	require.Equal(t, connector.Stats().Writes, st.Writes)
+
+	// So do ReplicasOf and ConnectorOf.
+	rs, err := pgwaitdriver.ReplicasOf(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, connector.Replicas()[0].Addr, rs[0].Addr)
+	got, err := pgwaitdriver.ConnectorOf(ctx, db)
+	require.NoError(t, err)
+	require.Same(t, connector, got)
 }

@@ -1,8 +1,9 @@
 // Command httptoken shows read-your-writes across HTTP requests with a
-// consistency token. A middleware takes the client's token from the
-// Pgwait-Token request header (or the pgwait_token cookie) into the request's
-// context with pgwait.WithToken; writes the handler makes advance it, and the
-// middleware sends it back in the response's Pgwait-Token header and cookie.
+// consistency token. The pgwaithttp middleware takes the client's token from
+// the Pgwait-Token request header (or the pgwait_token cookie) into the
+// request's context with pgwait.WithToken; writes the handler makes advance
+// it, and the middleware sends it back in the response's Pgwait-Token header
+// and cookie.
 // The next request carries it, and its reads wait until the replica has
 // replayed the client's writes, however many servers or processes lie in
 // between. The DSN says pgwait_scope=token, so that only the token makes
@@ -32,16 +33,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgwait/pgwait"
 	pgwaitdriver "github.com/pgwait/pgwait/driver"
 	"github.com/pgwait/pgwait/examples/internal/localpg"
+	"github.com/pgwait/pgwait/pgwaithttp"
 )
 
 // TokenHeader is the request and response header that carries the token.
-const TokenHeader = "Pgwait-Token"
-
-// tokenCookie is the cookie that carries it for browsers.
-const tokenCookie = "pgwait_token"
+const TokenHeader = pgwaithttp.DefaultHeader
 
 func main() {
 	if err := run(context.Background(), os.Stdout); err != nil {
@@ -52,89 +50,6 @@ func main() {
 
 // rounds is how many items each scripted client creates and reads back.
 const rounds = 200
-
-// WithConsistencyToken is the middleware. It reads the client's token from the
-// Pgwait-Token header (400 Bad Request if it does not parse), else the
-// pgwait_token cookie (ignored if it does not parse), and puts it into the
-// request's context, so that the handler's reads wait for it and its writes
-// advance it. It sends the token back, advanced, in the same header and
-// cookie.
-//
-// Response headers go out with the status line, before the body, so the
-// token must be stamped on them before the handler's first Write or
-// WriteHeader: tokenWriter does that lazily, at that moment, by when the
-// handler has made its writes. A handler that writes to the database after it
-// has started its response cannot hand that write's token to the client.
-func WithConsistencyToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var tok *pgwait.Token
-		if raw := r.Header.Get(TokenHeader); raw != "" {
-			var err error
-			if tok, err = pgwait.ParseToken(raw); err != nil {
-				http.Error(w, "bad "+TokenHeader+": "+err.Error(), http.StatusBadRequest)
-				return
-			}
-		} else if c, err := r.Cookie(tokenCookie); err == nil {
-			// A cookie the client cannot fix (an old format, a corruption)
-			// must not lock it out: start afresh, at the cost of consistency
-			// for this one request.
-			tok, _ = pgwait.ParseToken(c.Value)
-		}
-		if tok == nil {
-			tok = new(pgwait.Token)
-		}
-		tw := &tokenWriter{ResponseWriter: w, tok: tok}
-		next.ServeHTTP(tw, r.WithContext(pgwait.WithToken(r.Context(), tok)))
-		// A handler that wrote nothing gets an implicit 200 after it returns,
-		// with the headers as they are then.
-		tw.stamp()
-	})
-}
-
-// tokenWriter sets the token's header and cookie on the response just before
-// its headers are sent.
-type tokenWriter struct {
-	http.ResponseWriter
-	tok     *pgwait.Token
-	stamped bool
-}
-
-func (w *tokenWriter) stamp() {
-	if w.stamped {
-		return
-	}
-	w.stamped = true
-	s := w.tok.String()
-	if s == "" { // no write yet, in this request or before: nothing to carry
-		return
-	}
-	w.Header().Set(TokenHeader, s)
-	// Behind HTTPS, add Secure: true.
-	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: s, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-}
-
-func (w *tokenWriter) WriteHeader(code int) {
-	if code >= 200 { // 1xx responses leave the headers open
-		w.stamp()
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *tokenWriter) Write(b []byte) (int, error) {
-	w.stamp()
-	return w.ResponseWriter.Write(b)
-}
-
-// FlushError stamps the token, then flushes: http.ResponseController's Flush
-// calls it.
-func (w *tokenWriter) FlushError() error {
-	w.stamp()
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer (Flush,
-// deadlines...).
-func (w *tokenWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type item struct {
 	ID   int64  `json:"id"`
@@ -204,7 +119,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: WithConsistencyToken(newMux(db)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: pgwaithttp.Middleware()(newMux(db)), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -105,13 +105,17 @@ type sample struct {
 // replica is what is known of one replica.
 type replica struct {
 	replayed LSN
-	// seenAt is when replayed was last confirmed by a probe.
-	seenAt  time.Time
+	// seenAt is when replayed was last confirmed by a probe, and
+	// incarnation what the probe said identifies the running server (its
+	// start time): a restarted replica may be behind what it had replayed.
+	seenAt      time.Time
+	incarnation string
 	reason  Reason    // InRotation while it serves reads
 	since   time.Time // when it left the rotation
 	retryAt time.Time // when an ejected replica may be probed again
 	needs   LSN       // what a replica out as Behind must replay to return
 	fails   int       // failed probes in a row
+	ejected uint64    // times it left the rotation
 }
 
 // New returns a tracker for cfg.
@@ -311,9 +315,15 @@ func (t *Tracker) ReplicaRead(s *Session, i int, target LSN) {
 }
 
 // Confirmed records that replica i replayed at least l (a wait succeeded).
+// A replica out of rotation learns nothing from it: the wait may have
+// succeeded before what took it out (a crash, after which it may come back
+// behind l), and only a probe brings it back.
 func (t *Tracker) Confirmed(i int, l LSN) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.replicas[i].reason != InRotation {
+		return
+	}
 	t.confirmLocked(i, l)
 }
 
@@ -446,6 +456,7 @@ func (t *Tracker) ejectLocked(r *replica, why Reason, now time.Time) bool {
 	r.reason, r.since = why, now
 	r.retryAt = now.Add(t.cfg.HealthInterval)
 	r.fails = 1
+	r.ejected++
 	return true
 }
 
@@ -479,13 +490,21 @@ func (t *Tracker) DueForProbe(i int, now time.Time) bool {
 }
 
 // ProbeOK records a probe that found replica i in recovery, having replayed
+// replayed, at now, the server running since incarnation (its start time).
+// What was known of a replica out of rotation, or restarted since the last
+// probe, is replaced rather than raised: a replica that restarts replays
+// again from its last restartpoint, so it may be behind what it had
 // replayed. An ejected replica comes back once it has replayed what it was
 // ejected for. It reports whether the replica came back.
-func (t *Tracker) ProbeOK(i int, replayed LSN, now time.Time) bool {
+func (t *Tracker) ProbeOK(i int, replayed LSN, incarnation string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.confirmLocked(i, replayed)
 	r := &t.replicas[i]
+	if r.reason != InRotation || r.incarnation != incarnation {
+		r.replayed = 0
+	}
+	r.incarnation = incarnation
+	t.confirmLocked(i, replayed)
 	r.seenAt = now
 	if r.reason == InRotation || replayed < r.needs {
 		return false
@@ -506,6 +525,7 @@ func (t *Tracker) ProbeFailed(i int, why Reason, now time.Time) bool {
 	was := r.reason == InRotation
 	if was {
 		r.since = now
+		r.ejected++
 	}
 	r.reason = why
 	r.fails++
@@ -556,14 +576,6 @@ func (t *Tracker) Epoch() Epoch {
 	return t.epoch
 }
 
-// PrimaryPosition returns the highest position the primary reported on the
-// current history.
-func (t *Tracker) PrimaryPosition() LSN {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.primary
-}
-
 // HighWater returns the handle's position: what a read at handle scope
 // without a token must see.
 func (t *Tracker) HighWater() LSN {
@@ -572,12 +584,25 @@ func (t *Tracker) HighWater() LSN {
 	return t.handle
 }
 
+// PrimaryPosition returns the highest position any server reported on the
+// current primary history: at most the primary's real position, and behind
+// it by whatever was written since pgwait last heard from the primary.
+func (t *Tracker) PrimaryPosition() LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.primary
+}
+
 // ReplicaState is a snapshot of one replica's state.
 type ReplicaState struct {
 	Replayed LSN
 	Reason   Reason
 	Since    time.Time
 	Needs    LSN
+	// RetryAt is when an ejected replica may be probed again.
+	RetryAt time.Time
+	// Ejections counts the times it left the rotation.
+	Ejections uint64
 }
 
 // Replica returns a snapshot of replica i.
@@ -585,5 +610,5 @@ func (t *Tracker) Replica(i int) ReplicaState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.replicas[i]
-	return ReplicaState{Replayed: r.replayed, Reason: r.reason, Since: r.since, Needs: r.needs}
+	return ReplicaState{Replayed: r.replayed, Reason: r.reason, Since: r.since, Needs: r.needs, RetryAt: r.retryAt, Ejections: r.ejected}
 }

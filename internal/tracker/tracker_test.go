@@ -121,9 +121,9 @@ func TestEjectedReplicaReturnsWhenCaughtUp(t *testing.T) {
 	require.True(t, tr.WaitTimedOut(0, 400, true, true))
 	require.False(t, tr.DueForProbe(0, now))
 	require.True(t, tr.DueForProbe(0, time.Now().Add(2*time.Second)))
-	require.False(t, tr.ProbeOK(0, 399, time.Now()), "not caught up yet")
+	require.False(t, tr.ProbeOK(0, 399, "a", time.Now()), "not caught up yet")
 	require.False(t, tr.InRotation(0))
-	require.True(t, tr.ProbeOK(0, 400, time.Now()))
+	require.True(t, tr.ProbeOK(0, 400, "a", time.Now()))
 	require.True(t, tr.InRotation(0))
 	require.Equal(t, LSN(400), tr.Replica(0).Replayed)
 }
@@ -148,8 +148,8 @@ func TestStalenessFromProbes(t *testing.T) {
 	for k := range 10 { // the primary moves 100 a second
 		tr.ObservePrimaryPosition(LSN(100*(k+1)), t0.Add(time.Duration(k)*time.Second))
 	}
-	tr.ProbeOK(0, 550, t0.Add(9*time.Second)) // has what the primary had at t0+4s
-	tr.ProbeOK(1, 1000, t0.Add(9*time.Second))
+	tr.ProbeOK(0, 550, "a", t0.Add(9*time.Second)) // has what the primary had at t0+4s
+	tr.ProbeOK(1, 1000, "a", t0.Add(9*time.Second))
 	d, ok := tr.Staleness(0, t0.Add(10*time.Second))
 	require.True(t, ok)
 	require.Equal(t, 6*time.Second, d)
@@ -166,12 +166,28 @@ func TestPickWithinStaleness(t *testing.T) {
 	now := time.Now()
 	tr.ObservePrimaryPosition(100, now.Add(-10*time.Second))
 	tr.ObservePrimaryPosition(200, now.Add(-time.Second))
-	tr.ProbeOK(0, 150, now) // 10 s behind
-	tr.ProbeOK(1, 200, now) // 1 s behind
+	tr.ProbeOK(0, 150, "a", now) // 10 s behind
+	tr.ProbeOK(1, 200, "a", now) // 1 s behind
 	s := tr.NewSession()
 	require.Equal(t, 1, tr.Pick(s, 0, 5*time.Second))
 	require.Equal(t, -1, tr.Pick(s, 0, 5*time.Second, 1))
 	require.Equal(t, -1, tr.Pick(s, 0, 500*time.Millisecond))
+}
+
+func TestRestartedReplicaIsNotTrustedBeyondItsProbe(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	now := time.Now()
+	tr.ProbeOK(0, 500, "started 1", now)
+	require.False(t, tr.NeedsWait(0, 500))
+	// Restarted between two probes: it replays again from a restartpoint.
+	tr.ProbeOK(0, 300, "started 2", now)
+	require.True(t, tr.NeedsWait(0, 400), "a restarted replica is known only as far as its new probe")
+	// A wait that succeeded before a crash says nothing once it is out.
+	tr.Eject(0, Failed, now)
+	tr.Confirmed(0, 900)
+	require.Equal(t, LSN(0), tr.Replica(0).Replayed)
+	tr.ProbeOK(0, 350, "started 3", now)
+	require.Equal(t, LSN(350), tr.Replica(0).Replayed)
 }
 
 func TestProbeBackoffDoubles(t *testing.T) {
@@ -184,7 +200,7 @@ func TestProbeBackoffDoubles(t *testing.T) {
 		require.True(t, tr.DueForProbe(0, now.Add(want*time.Second)))
 	}
 	require.Equal(t, Failed, tr.Replica(0).Reason)
-	require.True(t, tr.ProbeOK(0, 1, time.Now()))
+	require.True(t, tr.ProbeOK(0, 1, "a", time.Now()))
 }
 
 func TestEjectForgetsPosition(t *testing.T) {
@@ -296,7 +312,7 @@ func runModel(t *testing.T, seed uint64, scope pgwait.Scope) {
 			if rng.IntN(4) == 0 {
 				tr.ProbeFailed(i, Failed, time.Now())
 			} else {
-				tr.ProbeOK(i, m.replayed[i], time.Now())
+				tr.ProbeOK(i, m.replayed[i], "a", time.Now())
 			}
 		case 4: // a hostile token replaces session k's
 			tokens[k].Set(pgwait.LSN(rng.Uint64()), uint32(rng.IntN(3)))
@@ -380,4 +396,52 @@ func FuzzTokens(f *testing.F) {
 			t.Fatalf("honest token %v cut to %v", tok, got.LSN)
 		}
 	})
+}
+
+func TestPrimaryPosition(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(*Tracker, *Session)
+		want LSN
+	}{
+		{"nothing heard", func(*Tracker, *Session) {}, 0},
+		{"a statement's answer", func(tr *Tracker, s *Session) { tr.PrimaryAnswered(s, 300, false) }, 300},
+		{"a probe of the primary", func(tr *Tracker, s *Session) { tr.ObservePrimaryPosition(400, time.Now()) }, 400},
+		{"a replica's confirmation", func(tr *Tracker, s *Session) { tr.Confirmed(0, 350) }, 350},
+		{"only grows", func(tr *Tracker, s *Session) {
+			tr.PrimaryAnswered(s, 500, false)
+			tr.ObservePrimaryPosition(200, time.Now())
+		}, 500},
+		{"a failover cuts it to the new start", func(tr *Tracker, s *Session) {
+			tr.PrimaryAnswered(s, 900, false)
+			tr.ObservePrimary(Epoch{System: "s", Timeline: 2, Start: 700})
+		}, 700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(pgwait.ScopeHandle, 1)
+			tr.ObservePrimary(Epoch{System: "s", Timeline: 1, Start: 0})
+			tt.do(tr, tr.NewSession())
+			require.Equal(t, tt.want, tr.PrimaryPosition())
+		})
+	}
+}
+
+func TestReplicaCountsEjections(t *testing.T) {
+	tr := newTracker(pgwait.ScopeHandle, 1)
+	now := time.Now()
+	require.Zero(t, tr.Replica(0).Ejections)
+	require.True(t, tr.Eject(0, Failed, now))
+	require.False(t, tr.Eject(0, Failed, now), "already out")
+	require.False(t, tr.ProbeFailed(0, Failed, now.Add(time.Second)), "still out")
+	st := tr.Replica(0)
+	require.Equal(t, uint64(1), st.Ejections)
+	require.Equal(t, now.Add(3*time.Second), st.RetryAt, "two failures in a row: twice the interval")
+	require.True(t, tr.ProbeOK(0, 10, "a", time.Now()))
+	require.True(t, tr.ProbeFailed(0, Promoted, now.Add(5*time.Second)))
+	require.Equal(t, uint64(2), tr.Replica(0).Ejections)
+	tr.ObservePrimaryPosition(100, time.Now())
+	require.True(t, tr.ProbeOK(0, 10, "a", time.Now()))
+	require.True(t, tr.WaitTimedOut(0, 50, true, true))
+	require.Equal(t, uint64(3), tr.Replica(0).Ejections)
 }
