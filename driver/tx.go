@@ -142,7 +142,7 @@ func (tx *Tx) after(cls classify.Result, query string, err error) {
 	}
 	if !tx.primary {
 		if cls.Reason == "DEALLOCATE statement" {
-			tx.side.resetStatements()
+			tx.side.resetStatements(dropsAll(query))
 		}
 		return
 	}
