@@ -267,10 +267,13 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 		return c.tx.exec(ctx, query, args)
 	}
 	cls := c.classify(query)
+	fromStdin, toStdout := copyKind(query) // copy.go
 	switch {
+	case fromStdin:
+		return nil, errCopyFromStdin
 	case cls.Kind == classify.Session:
 		return c.setSession(ctx, query, args)
-	case isScript(cls, args):
+	case isScript(cls, args) || toStdout && len(args) == 0:
 		return c.execScript(ctx, cls, query)
 	case c.toReplica(ctx, cls):
 		r, err := c.read(ctx, query, args)
