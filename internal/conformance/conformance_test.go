@@ -632,4 +632,3 @@ func replicaReads(t *testing.T, db *sql.DB) uint64 {
 	require.NoError(t, err)
 	return st.ReplicaReads
 }
-
