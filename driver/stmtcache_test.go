@@ -3,6 +3,7 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -234,4 +235,37 @@ func TestPrepareReportsErrorsLikePgxStdlib(t *testing.T) {
 	defer stmt.Close()
 	_, err = stmt.QueryContext(ctx, 1)
 	assert.EqualError(t, err, "sql: expected 2 arguments, got 1", "NumInput comes from the server, as with pgx stdlib")
+}
+
+// A replica read that waits, after its cached statement went stale there,
+// must never meet its own statement name still on the server (42P05).
+func TestWaitPipelineNeverDuplicatesStatementNames(t *testing.T) {
+	ctx := ctxT(t)
+	db, conn := oneConn(t, ctx)
+	tbl := table(t, db)
+	q := "SELECT * FROM " + tbl + " WHERE n = $1"
+	read := func() error {
+		_, err := conn.ExecContext(ctx, "UPDATE "+tbl+" SET n = n WHERE false") // the read must wait
+		require.NoError(t, err)
+		rows, err := conn.QueryContext(ctx, q, 0)
+		if err != nil {
+			return err
+		}
+		return rows.Close()
+	}
+	require.NoError(t, read())
+	_, err := conn.ExecContext(ctx, "ALTER TABLE "+tbl+" ADD COLUMN extra int")
+	require.NoError(t, err)
+	var errs []error
+	for range 4 {
+		if err := read(); err != nil {
+			errs = append(errs, err)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42P05" {
+				t.Fatalf("the wait pipeline prepared a name the replica still had: %v", err)
+			}
+		}
+	}
+	assert.Empty(t, errs, "a stale plan is prepared again and run")
+	assert.NotZero(t, stats(t, db).Waits)
 }
