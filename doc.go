@@ -216,6 +216,37 @@
 // primary are set aside, and tokens from the old timeline wait only for what
 // the new primary kept.
 //
+// # Differences from pgx stdlib
+//
+// pgwait behaves as pgx/v5/stdlib does, value by value and error by error;
+// internal/conformance runs the same operations through both and lists the
+// deliberate differences (conformance.Deliberate). They are:
+//
+//   - A statement whose cached plan went stale (SQLSTATE 0A000, cached plan
+//     must not change result type, after ALTER TABLE on the primary or
+//     replayed on a replica; or 26000 after a DEALLOCATE pgwait did not see)
+//     is prepared again and run again, outside a transaction block, since
+//     nothing was executed. pgx stdlib reports the error once per cached
+//     statement, and for ever for a Stmt from db.Prepare.
+//   - DISCARD ALL and DEALLOCATE ALL sent as SQL: pgwait forgets its
+//     prepared statements; pgx stdlib fails once per cached statement with
+//     26000.
+//   - Exec without arguments of a statement with parameters ($1) reports
+//     "expected 1 arguments, got 0"; pgx stdlib's simple protocol gets the
+//     server's 42P02.
+//   - COPY ... FROM STDIN through database/sql fails at once; pgx stdlib
+//     waits until the context ends. Use pgx's CopyFrom through sql.Conn.Raw
+//     and (*driver.Conn).Primary. COPY ... TO STDOUT runs as with pgx stdlib.
+//   - A context ended while rows are read closes that server connection
+//     only; the database/sql connection stays usable (pgx stdlib's does not).
+//   - Session views (pg_prepared_statements, pg_cursors) read by a statement
+//     routed to a replica show the replica's session.
+//   - sql.Conn.Raw hands out pgwait's *driver.Conn, not a *stdlib.Conn; its
+//     Primary and Replica methods give each server's *pgx.Conn.
+//   - Only pgx's default query exec mode (cache_statement) is supported, and
+//     pgx.QueryExecMode and result-format options are refused as query
+//     arguments.
+//
 // # Overrides
 //
 // OnPrimary and OnReplica force a route for the statements of a context; the

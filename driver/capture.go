@@ -256,8 +256,21 @@ func (s *side) readLSN(rr *pgconn.ResultReader) (lsn.LSN, error) {
 	return lsn.EndOfRecord(l, s.capture.walBlock, s.capture.walSegment), nil
 }
 
-// execCapture runs a write in autocommit and returns its commit's LSN.
+// execCapture runs a write in autocommit and returns its commit's LSN. A
+// statement whose cached plan went stale failed before it executed, and
+// nothing was committed: it runs again, prepared afresh.
 func (s *side) execCapture(ctx context.Context, shape captureShape, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
+	retry := s.idle()
+	tag, l, err := s.execCaptureOnce(ctx, shape, sql, args)
+	if err != nil && retry && staleStatement(err) && s.idle() {
+		s.capture = captureStmts{} // the stale one may be BEGIN or COMMIT
+		s.invalidate(sql)
+		tag, l, err = s.execCaptureOnce(ctx, shape, sql, args)
+	}
+	return tag, l, err
+}
+
+func (s *side) execCaptureOnce(ctx context.Context, shape captureShape, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
 	p, _, err := s.startCapture(ctx, shape, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, 0, err
@@ -278,8 +291,29 @@ func (s *side) execCapture(ctx context.Context, shape captureShape, sql string, 
 }
 
 // queryCapture runs a write that returns rows (INSERT ... RETURNING) in
-// autocommit; done receives the commit's LSN once the rows are read.
+// autocommit; done receives the commit's LSN once the rows are read. A
+// statement whose cached plan went stale runs again, as in execCapture
+// (the error comes before any row).
 func (s *side) queryCapture(ctx context.Context, shape captureShape, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
+	retry := s.idle()
+	preloading := true
+	first := func(l lsn.LSN, err error) {
+		if preloading && retry && staleStatement(err) && s.idle() {
+			return // run again below; done hears of that run
+		}
+		done(l, err)
+	}
+	r, err := s.queryCaptureOnce(ctx, shape, sql, args, first)
+	preloading = false
+	if err != nil && retry && staleStatement(err) && s.idle() {
+		s.capture = captureStmts{}
+		s.invalidate(sql)
+		r, err = s.queryCaptureOnce(ctx, shape, sql, args, done)
+	}
+	return r, err
+}
+
+func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
 	p, st, err := s.startCapture(ctx, shape, sql, args)
 	if err != nil {
 		return nil, err

@@ -44,6 +44,8 @@ type Conn struct {
 	// session has (a temporary table, set_config, ...): from then on every
 	// statement runs on the primary, until DISCARD ALL.
 	pinned bool
+	// stmtRefs counts the open Stmts of each prepared text (stmt.go).
+	stmtRefs map[string]int
 	// classified caches what the classifier said of recent statements:
 	// applications send the same few texts over and over.
 	classified map[string]classify.Result
@@ -213,15 +215,24 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// Prepare returns a statement that prepares itself on whichever server runs
-// it, on first use there.
+// Prepare prepares a statement, as pgx stdlib does; see Stmt.
 func (c *Conn) Prepare(query string) (sqldriver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)
 }
 
-// PrepareContext returns a statement; see Prepare.
-func (c *Conn) PrepareContext(_ context.Context, query string) (sqldriver.Stmt, error) {
-	return &Stmt{conn: c, query: query}, nil
+// PrepareContext prepares a statement on the primary, or on the server of
+// the open transaction, and reports its errors now, as pgx stdlib does; see
+// Stmt.
+func (c *Conn) PrepareContext(ctx context.Context, query string) (sqldriver.Stmt, error) {
+	s, err := c.stmtSide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.prepareStmt(ctx, s, query)
+	if err != nil {
+		return nil, retryable(err)
+	}
+	return st, nil
 }
 
 // Begin starts a read-write transaction on the primary.
@@ -280,10 +291,13 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 		return c.tx.exec(ctx, query, args)
 	}
 	cls := c.classify(query)
+	fromStdin, toStdout := copyKind(query) // copy.go
 	switch {
+	case fromStdin:
+		return nil, errCopyFromStdin
 	case cls.Kind == classify.Session:
 		return c.setSession(ctx, query, args)
-	case isScript(cls, args):
+	case isScript(cls, args) || toStdout && len(args) == 0:
 		return c.execScript(ctx, cls, query)
 	case c.toReplica(ctx, cls):
 		r, err := c.read(ctx, query, args)

@@ -1,10 +1,7 @@
 package driver
 
 import (
-	"container/list"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,10 +15,6 @@ import (
 	"github.com/pgwait/pgwait/internal/tracker"
 )
 
-// stmtCacheSize bounds the statements a side keeps prepared, like pgx's own
-// statement cache.
-const stmtCacheSize = 512
-
 // A side is one server connection of a pgwait connection: to the primary or
 // to one replica. It is opened through pgx stdlib and then driven at the
 // pgconn level, so that a write and its LSN capture, or a WAIT FOR LSN and
@@ -32,8 +25,7 @@ type side struct {
 	pg  *pgconn.PgConn
 	rep *replica // nil on the primary side
 
-	stmts map[string]*list.Element // SQL -> *stmt in lru
-	lru   list.List                // front: most recently used
+	cache stmtCache // stmtcache.go
 	eqb   pgx.ExtendedQueryBuilder
 
 	// capture holds what LSN capture prepares on a primary connection.
@@ -41,15 +33,8 @@ type side struct {
 	major   int // server major version
 }
 
-// stmt is a statement prepared on one side, with its column converters.
-type stmt struct {
-	sd      *pgconn.StatementDescription
-	formats []int16
-	convert []valueFunc
-}
-
 func newSide(std *stdlib.Conn, rep *replica) *side {
-	s := &side{std: std, pgx: std.Conn(), pg: std.Conn().PgConn(), rep: rep, stmts: map[string]*list.Element{}}
+	s := &side{std: std, pgx: std.Conn(), pg: std.Conn().PgConn(), rep: rep}
 	s.major = serverMajor(s.pg.ParameterStatus("server_version"))
 	return s
 }
@@ -76,104 +61,6 @@ func (s *side) abandon() {
 
 func (s *side) broken() bool { return s.pgx.IsClosed() }
 
-// prepare returns the statement for sql, preparing it on first use.
-func (s *side) prepare(ctx context.Context, sql string) (*stmt, error) {
-	if st := s.lookup(sql); st != nil {
-		return st, nil
-	}
-	if err := s.makeRoom(ctx); err != nil {
-		return nil, err
-	}
-	name := stmtName(sql)
-	sd, err := s.pg.Prepare(ctx, name, sql, nil)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P05" {
-		// duplicate_prepared_statement: a statement this cache forgot (its
-		// plan went stale) is still on the server. Replace it.
-		if err := s.pg.Deallocate(ctx, name); err != nil {
-			return nil, err
-		}
-		sd, err = s.pg.Prepare(ctx, name, sql, nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.remember(sd), nil
-}
-
-// lookup returns the cached statement for sql, or nil.
-func (s *side) lookup(sql string) *stmt {
-	e, ok := s.stmts[sql]
-	if !ok {
-		return nil
-	}
-	s.lru.MoveToFront(e)
-	return e.Value.(*stmt)
-}
-
-// makeRoom deallocates the least recently used statement when the cache is
-// full.
-func (s *side) makeRoom(ctx context.Context) error {
-	if s.lru.Len() < stmtCacheSize {
-		return nil
-	}
-	oldest := s.lru.Back()
-	st := oldest.Value.(*stmt)
-	if err := s.pg.Deallocate(ctx, st.sd.Name); err != nil {
-		return err
-	}
-	s.lru.Remove(oldest)
-	delete(s.stmts, st.sd.SQL)
-	return nil
-}
-
-// remember caches a statement the server prepared.
-func (s *side) remember(sd *pgconn.StatementDescription) *stmt {
-	st := &stmt{sd: sd, formats: make([]int16, len(sd.Fields))}
-	fields := make([]pgconn.FieldDescription, len(sd.Fields))
-	for i, f := range sd.Fields {
-		st.formats[i] = resultFormats[f.DataTypeOID]
-		fields[i] = f
-		fields[i].Format = st.formats[i]
-	}
-	st.convert = valueFuncs(s.pgx.TypeMap(), fields)
-	s.stmts[sd.SQL] = s.lru.PushFront(st)
-	return st
-}
-
-// stmtName names a statement after its text, as pgx's statement cache does.
-func stmtName(sql string) string {
-	sum := sha256.Sum256([]byte(sql))
-	return "pgwait_" + hex.EncodeToString(sum[:12])
-}
-
-// resetStatements forgets every statement this connection prepared, after
-// DISCARD or DEALLOCATE dropped them on the server; they are prepared again
-// on next use.
-func (s *side) resetStatements() {
-	s.stmts = map[string]*list.Element{}
-	s.lru.Init()
-	s.capture = captureStmts{}
-}
-
-// forget drops a cached statement the server no longer has, or whose result
-// type changed, so that the next use prepares it again.
-func (s *side) forget(sql string, err error) {
-	if err == nil {
-		return
-	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return
-	}
-	if pgErr.Code == "26000" || pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type" {
-		if e, ok := s.stmts[sql]; ok {
-			s.lru.Remove(e)
-			delete(s.stmts, sql)
-		}
-	}
-}
-
 // bind prepares sql and encodes args for it.
 func (s *side) bind(ctx context.Context, sql string, args []any) (*stmt, error) {
 	st, err := s.prepare(ctx, sql)
@@ -189,23 +76,46 @@ func (s *side) bind(ctx context.Context, sql string, args []any) (*stmt, error) 
 	return st, nil
 }
 
-// query runs a statement and returns its rows, first row preloaded.
+// query runs a statement and returns its rows, first row preloaded. A
+// statement whose cached plan went stale runs again, prepared afresh, when
+// nothing was executed.
 func (s *side) query(ctx context.Context, sql string, args []any) (*rows, error) {
+	retry := s.idle()
+	r, err := s.queryOnce(ctx, sql, args)
+	if err != nil && retry && staleStatement(err) {
+		r, err = s.queryOnce(ctx, sql, args)
+	}
+	return r, err
+}
+
+func (s *side) queryOnce(ctx context.Context, sql string, args []any) (*rows, error) {
 	st, err := s.bind(ctx, sql, args)
 	if err != nil {
 		return nil, err
 	}
 	rr := s.pg.ExecStatement(ctx, st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
-	r := newRows(rr, s.pgx.TypeMap(), st.convert, nil)
-	if err := r.preload(); err != nil {
+	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
 		s.forget(sql, err)
+		return err
+	})
+	if err := r.preload(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// exec runs a statement and returns its command tag.
+// exec runs a statement and returns its command tag, running it again as
+// query does when its cached plan went stale.
 func (s *side) exec(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
+	retry := s.idle()
+	tag, err := s.execOnce(ctx, sql, args)
+	if err != nil && retry && staleStatement(err) {
+		tag, err = s.execOnce(ctx, sql, args)
+	}
+	return tag, err
+}
+
+func (s *side) execOnce(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
 	st, err := s.bind(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -266,7 +176,9 @@ func waitSQL(target lsn.LSN, timeoutMS int64) string {
 //
 // A statement the connection has not prepared yet is prepared in the wait's
 // round trip, after the wait (before it, the replica may not know the tables
-// it names yet), and run in a second one.
+// it names yet), and run in a second one. A statement whose cached plan went
+// stale (the replica replayed a schema change) is prepared again and run
+// again, without waiting again: the wait succeeded.
 func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string, args []any) (string, *rows, error) {
 	st := s.lookup(sql)
 	if st == nil {
@@ -283,6 +195,7 @@ func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, s
 	if err := s.eqb.Build(s.pgx.TypeMap(), st.sd, args); err != nil {
 		return "", nil, err
 	}
+	retry := s.idle()
 	p := s.pg.StartPipeline(ctx)
 	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
 	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
@@ -301,34 +214,41 @@ func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, s
 			err = unexpected("query result", res, nil)
 		}
 		s.forget(sql, err)
-		p.Close()
-		return status, nil, err
+		closeAfterWait(p, nil)
+		return s.retryAfterWait(ctx, retry, status, sql, args, err)
 	}
 	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
-		s.forget(sql, err)
 		if res, syncErr := p.GetResults(); err == nil && (syncErr != nil || !isSync(res)) {
 			err = unexpected("sync after the query", res, syncErr)
 		}
 		if closeErr := p.Close(); err == nil {
 			err = closeErr
 		}
+		s.forget(sql, err)
 		return err
 	})
 	if err := r.preload(); err != nil {
-		return status, nil, err
+		return s.retryAfterWait(ctx, retry, status, sql, args, err)
 	}
 	return status, r, nil
+}
+
+// retryAfterWait runs a query whose wait succeeded again, without waiting,
+// when it failed only because its cached plan went stale.
+func (s *side) retryAfterWait(ctx context.Context, retry bool, status, sql string, args []any, err error) (string, *rows, error) {
+	if !retry || !staleStatement(err) || s.broken() || !s.idle() {
+		return status, nil, err
+	}
+	r, err := s.query(ctx, sql, args)
+	return status, r, err
 }
 
 // waitPrepare sends WAIT FOR LSN and, after it, prepares sql, in one round
 // trip.
 func (s *side) waitPrepare(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string) (string, error) {
-	if err := s.makeRoom(ctx); err != nil {
-		return "", err
-	}
 	p := s.pg.StartPipeline(ctx)
 	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
-	p.SendPrepare(stmtName(sql), sql, nil)
+	closes := s.sendPrepare(p, sql)
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return "", err
@@ -338,11 +258,7 @@ func (s *side) waitPrepare(ctx context.Context, target lsn.LSN, timeoutMS int64,
 		return status, closeAfterWait(p, err)
 	}
 	// The prepare ran whatever the wait's status; keep what it made.
-	res, prepErr := p.GetResults()
-	if sd, ok := res.(*pgconn.StatementDescription); ok && prepErr == nil {
-		sd.Name, sd.SQL = stmtName(sql), sql
-		s.remember(sd)
-	}
+	_, prepErr := s.readPrepare(p, sql, closes)
 	if status != waitSuccess {
 		return status, closeAfterWait(p, nil)
 	}

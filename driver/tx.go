@@ -132,7 +132,11 @@ func (c *Conn) replicaBeginFailed(ctx context.Context, s *side, err error) error
 
 func (tx *Tx) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
 	cls := tx.conn.classify(query)
-	if isScript(cls, args) {
+	fromStdin, toStdout := copyKind(query) // copy.go
+	if fromStdin {
+		return nil, errCopyFromStdin
+	}
+	if isScript(cls, args) || toStdout && len(args) == 0 {
 		tag, err := tx.side.execScript(ctx, query)
 		tx.after(cls, query, err)
 		return result(tag, err)
@@ -159,7 +163,7 @@ func (tx *Tx) after(cls classify.Result, query string, err error) {
 	}
 	if !tx.primary {
 		if cls.Reason == "DEALLOCATE statement" {
-			tx.side.resetStatements()
+			tx.side.resetStatements(dropsAll(query))
 		}
 		return
 	}

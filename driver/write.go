@@ -116,7 +116,7 @@ func (c *Conn) afterPrimary(cls classify.Result, query string, err error) {
 	}
 	switch cls.Reason {
 	case "DISCARD statement", "DEALLOCATE statement":
-		c.primary.resetStatements()
+		c.primary.resetStatements(dropsAll(query))
 		if isDiscardAll(query) {
 			c.discarded()
 		}
