@@ -110,12 +110,12 @@ type replica struct {
 	// start time): a restarted replica may be behind what it had replayed.
 	seenAt      time.Time
 	incarnation string
-	reason  Reason    // InRotation while it serves reads
-	since   time.Time // when it left the rotation
-	retryAt time.Time // when an ejected replica may be probed again
-	needs   LSN       // what a replica out as Behind must replay to return
-	fails   int       // failed probes in a row
-	ejected uint64    // times it left the rotation
+	reason      Reason    // InRotation while it serves reads
+	since       time.Time // when it left the rotation
+	retryAt     time.Time // when an ejected replica may be probed again
+	needs       LSN       // what a replica out as Behind must replay to return
+	fails       int       // failed probes in a row
+	ejected     uint64    // times it left the rotation
 }
 
 // New returns a tracker for cfg.
