@@ -188,6 +188,13 @@ type Config struct {
 	// as after a replica error. From MinReplicaTimeout to MaxReplicaTimeout;
 	// 0 means DefaultReplicaTimeout.
 	ReplicaTimeout time.Duration
+	// MaxReplicaLag, when set, keeps a replica measured more than
+	// MaxReplicaLag behind the primary (from probes; see Level) out of
+	// every read's choice, whatever its level, until it is back under three
+	// quarters of it; Stats.LagExclusions counts the times. 0 means no
+	// bound. At least MinReplicaTimeout; choose a few health intervals at
+	// least, since lag is measured to within one or two.
+	MaxReplicaLag time.Duration
 	// Level is the consistency of reads whose context asks for none
 	// (WithLevel); the zero value is ReadYourWrites.
 	Level Level
@@ -208,10 +215,11 @@ const (
 	keyHealth      = "pgwait_health_interval"
 	keyReplicaTO   = "pgwait_replica_timeout"
 	keyLevel       = "pgwait_consistency"
+	keyMaxLag      = "pgwait_max_replica_lag"
 	ownPrefix      = "pgwait_"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel, keyMaxLag}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // keyword=value form) extended with pgwait's own keys:
@@ -232,6 +240,9 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	pgwait_consistency   the reads' default consistency level: ryw (default),
 //	                     eventual, global, primary or bounded:DURATION; see
 //	                     Level
+//	pgwait_max_replica_lag  keep replicas more than this behind the primary
+//	                     out of every read's choice (default: no bound); see
+//	                     Config.MaxReplicaLag
 //	pgwait_replica_timeout  how long a replica may stay silent (connecting,
 //	                     or answering a read beyond its wait) before it is
 //	                     treated as sick: see Config.ReplicaTimeout; from
@@ -388,6 +399,8 @@ func (c *Config) set(key, value string) (err error) {
 		c.ReplicaTimeout, err = parseDuration(key, value, MinReplicaTimeout, MaxReplicaTimeout)
 	case keyLevel:
 		c.Level, err = ParseLevel(value)
+	case keyMaxLag:
+		c.MaxReplicaLag, err = parseDuration(key, value, MinReplicaTimeout, MaxHealthInterval)
 	default:
 		return unknownKey(key)
 	}
@@ -579,6 +592,9 @@ func (c *Config) Validate() error {
 	if l := c.Level; l.kind > levelPrimary || l.kind == levelBounded && l.staleness <= 0 || l.kind != levelBounded && l.staleness != 0 {
 		return fmt.Errorf("pgwait: consistency level %+v: build it with the package's levels or BoundedStaleness of a positive duration", l)
 	}
+	if d := c.MaxReplicaLag; d != 0 && (d < MinReplicaTimeout || d > MaxHealthInterval) {
+		return fmt.Errorf("pgwait: max replica lag %v: want %v to %v (pgwait_max_replica_lag), or 0 for no bound", d, MinReplicaTimeout, MaxHealthInterval)
+	}
 	if d := c.ReplicaTimeout; d != 0 && (d < MinReplicaTimeout || d > MaxReplicaTimeout) {
 		return fmt.Errorf("pgwait: replica timeout %v: want %v to %v (pgwait_replica_timeout), or 0 for the default %v", d, MinReplicaTimeout, MaxReplicaTimeout, DefaultReplicaTimeout)
 	}
@@ -689,6 +705,9 @@ func (c *Config) format(redact bool) (string, error) {
 	}
 	if c.Level != ReadYourWrites {
 		add(keyLevel, c.Level.String())
+	}
+	if c.MaxReplicaLag != 0 {
+		add(keyMaxLag, c.MaxReplicaLag.String())
 	}
 	return out, nil
 }

@@ -115,6 +115,9 @@
 // position R when last probed has everything the primary had at the latest
 // sample no further than R, so it is at most that long behind. The bound is
 // safe (never under the truth) and within a health interval or two of it.
+// pgwait_max_replica_lag keeps a replica measured further behind than that
+// out of every read's choice, whatever the level, until it is back under
+// three quarters of the bound (Stats.LagExclusions).
 //
 // # Session state
 //

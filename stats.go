@@ -52,6 +52,9 @@ type Stats struct {
 	// timeout without an answer (Config.ReplicaTimeout): the connection was
 	// abandoned, the replica ejected, and the read run elsewhere.
 	ReplicaTimeouts uint64
+	// LagExclusions counts the times a replica was measured more than
+	// Config.MaxReplicaLag behind the primary and left every read's choice.
+	LagExclusions uint64
 	// WaitTime is the total time reads spent waiting for replicas, and
 	// WaitHistogram how those waits were spread.
 	WaitTime      time.Duration

@@ -142,6 +142,7 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 		Replicas:       len(c.replicas),
 		HealthInterval: c.cfg.HealthInterval,
 		MaxBackoff:     maxBackoff(c.cfg.HealthInterval),
+		MaxLag:         c.cfg.MaxReplicaLag,
 	})
 	c.health.init(c)
 	return c, nil
@@ -215,7 +216,11 @@ func unwrap(dc any) (*Conn, bool) {
 }
 
 // Stats returns what the connector's connections did so far.
-func (c *Connector) Stats() pgwait.Stats { return c.stats.snapshot() }
+func (c *Connector) Stats() pgwait.Stats {
+	st := c.stats.snapshot()
+	st.LagExclusions = c.track.LagExclusions()
+	return st
+}
 
 type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,

@@ -89,3 +89,26 @@ func TestGlobalByDefault(t *testing.T) {
 	st := stats(t, reader)
 	assert.Positive(t, st.ReplicaReads, "global reads are served by the replica")
 }
+
+func TestMaxReplicaLag(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_max_replica_lag=300ms", "pgwait_health_interval=50ms")
+	tbl := table(t, db)
+	eventually := pgwait.WithLevel(ctx, pgwait.Eventual)
+	require.Eventually(t, func() bool { _, on, _ := readV(t, eventually, db, tbl, "x"); return on }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, c.PauseReplay(ctx, 0))
+	defer c.ResumeReplay(ctx, 0)
+	require.Eventually(t, func() bool {
+		_, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES (NULL)")
+		require.NoError(t, err)
+		_, on, _ := readV(t, eventually, db, tbl, "x")
+		return !on
+	}, 10*time.Second, 50*time.Millisecond, "a replica past the lag bound serves no read, not even an eventual one")
+	assert.Positive(t, stats(t, db).LagExclusions)
+
+	require.NoError(t, c.ResumeReplay(ctx, 0))
+	require.Eventually(t, func() bool { _, on, _ := readV(t, eventually, db, tbl, "x"); return on }, 10*time.Second, 20*time.Millisecond,
+		"caught up, it serves reads again")
+}

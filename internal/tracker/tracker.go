@@ -48,6 +48,11 @@ type Config struct {
 	// with each failed probe in a row, up to MaxBackoff.
 	HealthInterval time.Duration
 	MaxBackoff     time.Duration
+	// MaxLag, when set, keeps replicas measured more than MaxLag behind the
+	// primary (Staleness, at each probe) out of every pick, until they are
+	// back under three quarters of it (hysteresis, so that a replica at the
+	// bound does not flap).
+	MaxLag time.Duration
 }
 
 // Reason says why a replica left the rotation.
@@ -94,6 +99,8 @@ type Tracker struct {
 	// replayed into how far behind in time it is (staleness).
 	samples [64]sample
 	nsample int
+	// lagExclusions counts the times a replica went past Config.MaxLag.
+	lagExclusions uint64
 }
 
 // sample is the primary's position at a time.
@@ -116,6 +123,7 @@ type replica struct {
 	needs       LSN       // what a replica out as Behind must replay to return
 	fails       int       // failed probes in a row
 	ejected     uint64    // times it left the rotation
+	lagging     bool      // measured past Config.MaxLag, not yet back under
 }
 
 // New returns a tracker for cfg.
@@ -372,7 +380,7 @@ func (t *Tracker) Pick(s *Session, target LSN, maxStale time.Duration, exclude .
 // is down); others may not.
 func (t *Tracker) usableLocked(i int, target LSN, exclude []int) bool {
 	r := &t.replicas[i]
-	if r.reason != InRotation && !(r.reason == Behind && r.replayed >= target) {
+	if r.lagging || r.reason != InRotation && !(r.reason == Behind && r.replayed >= target) {
 		return false
 	}
 	for _, x := range exclude {
@@ -506,6 +514,16 @@ func (t *Tracker) ProbeOK(i int, replayed LSN, incarnation string, now time.Time
 	r.incarnation = incarnation
 	t.confirmLocked(i, replayed)
 	r.seenAt = now
+	if t.cfg.MaxLag > 0 {
+		lag, known := t.stalenessLocked(i, now)
+		switch {
+		case known && lag > t.cfg.MaxLag && !r.lagging:
+			r.lagging = true
+			t.lagExclusions++
+		case r.lagging && (!known || lag < t.cfg.MaxLag*3/4):
+			r.lagging = false
+		}
+	}
 	if r.reason == InRotation || replayed < r.needs {
 		return false
 	}
@@ -574,6 +592,21 @@ func (t *Tracker) Epoch() Epoch {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.epoch
+}
+
+// LagExclusions counts the times a replica was measured past Config.MaxLag
+// and left the picks.
+func (t *Tracker) LagExclusions() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lagExclusions
+}
+
+// Lagging reports whether replica i is kept out of picks for its lag.
+func (t *Tracker) Lagging(i int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.replicas[i].lagging
 }
 
 // HighWater returns the handle's position: what a read at handle scope

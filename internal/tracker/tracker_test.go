@@ -190,6 +190,27 @@ func TestRestartedReplicaIsNotTrustedBeyondItsProbe(t *testing.T) {
 	require.Equal(t, LSN(350), tr.Replica(0).Replayed)
 }
 
+func TestMaxLagWithHysteresis(t *testing.T) {
+	tr := New(Config{Replicas: 1, HealthInterval: time.Second, MaxLag: 4 * time.Second})
+	t0 := time.Unix(1000, 0)
+	for k := range 20 { // the primary moves 100 a second
+		tr.ObservePrimaryPosition(LSN(100*(k+1)), t0.Add(time.Duration(k)*time.Second))
+	}
+	s := tr.NewSession()
+	tr.ProbeOK(0, 1500, "a", t0.Add(17*time.Second)) // what the primary had at t0+14s: 3 s behind
+	require.False(t, tr.Lagging(0))
+	require.Equal(t, 0, tr.Pick(s, 0, 0))
+	tr.ProbeOK(0, 1500, "a", t0.Add(19*time.Second)) // 5 s behind
+	require.True(t, tr.Lagging(0))
+	require.Equal(t, -1, tr.Pick(s, 0, 0), "a replica past the bound serves no read")
+	require.Equal(t, uint64(1), tr.LagExclusions())
+	tr.ProbeOK(0, 1800, "a", t0.Add(20500*time.Millisecond)) // at t0+17s: 3.5 s, under the bound but not under 3/4 of it
+	require.True(t, tr.Lagging(0), "hysteresis")
+	tr.ProbeOK(0, 2000, "a", t0.Add(21*time.Second)) // at t0+19s: 2 s
+	require.False(t, tr.Lagging(0))
+	require.Equal(t, 0, tr.Pick(s, 0, 0))
+}
+
 func TestProbeBackoffDoubles(t *testing.T) {
 	tr := newTracker(pgwait.ScopeHandle, 1)
 	now := time.Unix(1000, 0)
