@@ -195,6 +195,10 @@ type Config struct {
 	// bound. At least MinReplicaTimeout; choose a few health intervals at
 	// least, since lag is measured to within one or two.
 	MaxReplicaLag time.Duration
+	// WriteVisibility is the number of replicas a write waits for, after its
+	// commit, before it returns, when its context does not say
+	// (WithVisibility); 0 (the default) waits for none.
+	WriteVisibility int
 	// Level is the consistency of reads whose context asks for none
 	// (WithLevel); the zero value is ReadYourWrites.
 	Level Level
@@ -216,10 +220,11 @@ const (
 	keyReplicaTO   = "pgwait_replica_timeout"
 	keyLevel       = "pgwait_consistency"
 	keyMaxLag      = "pgwait_max_replica_lag"
+	keyVisibility  = "pgwait_write_visibility"
 	ownPrefix      = "pgwait_"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel, keyMaxLag}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel, keyMaxLag, keyVisibility}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // keyword=value form) extended with pgwait's own keys:
@@ -240,6 +245,9 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	pgwait_consistency   the reads' default consistency level: ryw (default),
 //	                     eventual, global, primary or bounded:DURATION; see
 //	                     Level
+//	pgwait_write_visibility  how many replicas a write waits for, after its
+//	                     commit, before it returns (default 0); see
+//	                     WithVisibility
 //	pgwait_max_replica_lag  keep replicas more than this behind the primary
 //	                     out of every read's choice (default: no bound); see
 //	                     Config.MaxReplicaLag
@@ -401,6 +409,12 @@ func (c *Config) set(key, value string) (err error) {
 		c.Level, err = ParseLevel(value)
 	case keyMaxLag:
 		c.MaxReplicaLag, err = parseDuration(key, value, MinReplicaTimeout, MaxHealthInterval)
+	case keyVisibility:
+		n, perr := strconv.ParseUint(value, 10, 16)
+		if perr != nil {
+			return fmt.Errorf("pgwait: %s=%q: want the number of replicas a write waits for, such as 1 (0: none)", key, value)
+		}
+		c.WriteVisibility = int(n)
 	default:
 		return unknownKey(key)
 	}
@@ -592,6 +606,9 @@ func (c *Config) Validate() error {
 	if l := c.Level; l.kind > levelPrimary || l.kind == levelBounded && l.staleness <= 0 || l.kind != levelBounded && l.staleness != 0 {
 		return fmt.Errorf("pgwait: consistency level %+v: build it with the package's levels or BoundedStaleness of a positive duration", l)
 	}
+	if c.WriteVisibility < 0 || c.WriteVisibility > 1<<16-1 {
+		return fmt.Errorf("pgwait: write visibility %d: want a number of replicas from 0 to 65535", c.WriteVisibility)
+	}
 	if d := c.MaxReplicaLag; d != 0 && (d < MinReplicaTimeout || d > MaxHealthInterval) {
 		return fmt.Errorf("pgwait: max replica lag %v: want %v to %v (pgwait_max_replica_lag), or 0 for no bound", d, MinReplicaTimeout, MaxHealthInterval)
 	}
@@ -708,6 +725,9 @@ func (c *Config) format(redact bool) (string, error) {
 	}
 	if c.MaxReplicaLag != 0 {
 		add(keyMaxLag, c.MaxReplicaLag.String())
+	}
+	if c.WriteVisibility != 0 {
+		add(keyVisibility, strconv.Itoa(c.WriteVisibility))
 	}
 	return out, nil
 }

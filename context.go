@@ -8,6 +8,7 @@ const (
 	tokenKey contextKey = iota
 	routeKey
 	levelKey
+	visibilityKey
 )
 
 // WithToken returns a context that carries t: reads made with it wait for t's
@@ -66,4 +67,31 @@ func OnReplica(ctx context.Context) context.Context {
 func RouteFrom(ctx context.Context) Route {
 	r, _ := ctx.Value(routeKey).(Route)
 	return r
+}
+
+// WithVisibility returns a context whose writes return only once n replicas
+// in rotation (all of them, when n is at least their number) have replayed
+// them, or the wait timeout has passed: then processes that read replicas
+// without a token see the write as soon as the call returns. After the
+// commit pgwait sends WAIT FOR LSN to each replica in turn, within the wait
+// timeout in all. A write that is not visible in time still returns
+// success (it committed: it must not be retried), counted in
+// Stats.VisibilityTimeouts. 0 turns it off for ctx; see also
+// pgwait_write_visibility.
+//
+// Unlike synchronous_commit=remote_apply, which makes the primary wait for
+// the standbys named in synchronous_standby_names before it reports the
+// commit, this costs nothing on the server, applies per call, waits for
+// whichever replicas pgwait reads from, and never blocks the primary's
+// other sessions; but the commit is already visible on the primary (and to
+// its readers) while the call waits.
+func WithVisibility(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, visibilityKey, max(n, 0))
+}
+
+// VisibilityFrom returns the number of replicas ctx's writes wait for, and
+// whether ctx says.
+func VisibilityFrom(ctx context.Context) (int, bool) {
+	n, ok := ctx.Value(visibilityKey).(int)
+	return n, ok
 }

@@ -119,6 +119,14 @@
 // out of every read's choice, whatever the level, until it is back under
 // three quarters of the bound (Stats.LagExclusions).
 //
+// A write can ask to be visible on replicas before it returns
+// (WithVisibility, pgwait_write_visibility): after its commit pgwait waits,
+// with WAIT FOR LSN, until that many replicas in rotation have replayed it,
+// within the wait timeout, so that other processes reading replicas without
+// a token see it once the call returns. A write not visible in time still
+// returns success (it committed), counted in Stats.VisibilityTimeouts. See
+// WithVisibility for how this compares with synchronous_commit=remote_apply.
+//
 // # Session state
 //
 // A pooled connection's statements may run on several servers, each with a

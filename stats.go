@@ -55,6 +55,9 @@ type Stats struct {
 	// LagExclusions counts the times a replica was measured more than
 	// Config.MaxReplicaLag behind the primary and left every read's choice.
 	LagExclusions uint64
+	// VisibilityTimeouts counts writes that asked to be visible on replicas
+	// (WithVisibility) and returned before enough of them had replayed them.
+	VisibilityTimeouts uint64
 	// WaitTime is the total time reads spent waiting for replicas, and
 	// WaitHistogram how those waits were spread.
 	WaitTime      time.Duration

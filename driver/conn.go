@@ -134,38 +134,54 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale tim
 		}
 		tried = append(tried, i)
 		rep := c.c.replicas[i]
-		if s := c.sides[rep]; s != nil {
-			if !s.broken() {
-				c.replica = s
-				return s, nil
-			}
-			c.dropSide(s)
-		}
-		dc, err := rep.connector.Connect(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			c.c.stats.replicaErrors.Add(1)
-			rep.status.failed(err)
-			if !isOutOfSlots(err) {
-				c.eject(rep, tracker.Failed)
-			}
-			continue
-		}
-		s := newSide(dc.(*stdlib.Conn), rep)
-		if err := c.replaySettings(ctx, s); err != nil {
-			s.close()
+		s, err := c.sideFor(ctx, rep)
+		var ce connectError
+		switch {
+		case err == nil:
+			c.replica = s
+			return s, nil
+		case !errors.As(err, &ce) || ctx.Err() != nil:
 			return nil, err
 		}
-		if c.sides == nil {
-			c.sides = map[*replica]*side{}
+		c.c.stats.replicaErrors.Add(1)
+		rep.status.failed(ce.err)
+		if !isOutOfSlots(ce.err) {
+			c.eject(rep, tracker.Failed)
 		}
-		c.sides[rep] = s
-		c.replica = s
-		return s, nil
 	}
 	return nil, pgwait.ErrNoReplica
+}
+
+// connectError is a failure to connect to a replica, as sideFor reports it.
+type connectError struct{ err error }
+
+func (e connectError) Error() string { return e.err.Error() }
+func (e connectError) Unwrap() error { return e.err }
+
+// sideFor returns this connection's server connection to rep, opening it
+// (and replaying the session's settings on it) if needed. A failure to
+// connect comes back as a connectError.
+func (c *Conn) sideFor(ctx context.Context, rep *replica) (*side, error) {
+	if s := c.sides[rep]; s != nil {
+		if !s.broken() {
+			return s, nil
+		}
+		c.dropSide(s)
+	}
+	dc, err := rep.connector.Connect(ctx)
+	if err != nil {
+		return nil, connectError{err}
+	}
+	s := newSide(dc.(*stdlib.Conn), rep)
+	if err := c.replaySettings(ctx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	if c.sides == nil {
+		c.sides = map[*replica]*side{}
+	}
+	c.sides[rep] = s
+	return s, nil
 }
 
 // isOutOfSlots reports a server refusing a connection for want of a free

@@ -225,9 +225,9 @@ func (c *Connector) Stats() pgwait.Stats {
 type counters struct {
 	writes, replicaReads, primaryReads, waits, waitsSkipped, waitTimeouts,
 	fallbacks, readOnlyRetries, promotions, replicaErrors atomic.Uint64
-	ejections, failovers, tokensReset, pins, recoveryConflicts, replicaTimeouts atomic.Uint64
-	waitNanos                                                                   atomic.Int64
-	waitBuckets                                                                 [14]atomic.Uint64
+	ejections, failovers, tokensReset, pins, recoveryConflicts, replicaTimeouts, visibilityTimeouts atomic.Uint64
+	waitNanos                                                                                       atomic.Int64
+	waitBuckets                                                                                     [14]atomic.Uint64
 }
 
 // waitBounds are the histogram's bucket bounds, copied once.
@@ -241,24 +241,25 @@ func (k *counters) observeWait(d time.Duration) {
 
 func (k *counters) snapshot() pgwait.Stats {
 	st := pgwait.Stats{
-		Writes:            k.writes.Load(),
-		ReplicaReads:      k.replicaReads.Load(),
-		PrimaryReads:      k.primaryReads.Load(),
-		Waits:             k.waits.Load(),
-		WaitsSkipped:      k.waitsSkipped.Load(),
-		WaitTimeouts:      k.waitTimeouts.Load(),
-		Fallbacks:         k.fallbacks.Load(),
-		ReadOnlyRetries:   k.readOnlyRetries.Load(),
-		Promotions:        k.promotions.Load(),
-		ReplicaErrors:     k.replicaErrors.Load(),
-		Ejections:         k.ejections.Load(),
-		Failovers:         k.failovers.Load(),
-		TokensReset:       k.tokensReset.Load(),
-		PinnedConns:       k.pins.Load(),
-		RecoveryConflicts: k.recoveryConflicts.Load(),
-		ReplicaTimeouts:   k.replicaTimeouts.Load(),
-		WaitTime:          time.Duration(k.waitNanos.Load()),
-		WaitHistogram:     make([]pgwait.WaitBucket, len(k.waitBuckets)),
+		Writes:             k.writes.Load(),
+		ReplicaReads:       k.replicaReads.Load(),
+		PrimaryReads:       k.primaryReads.Load(),
+		Waits:              k.waits.Load(),
+		WaitsSkipped:       k.waitsSkipped.Load(),
+		WaitTimeouts:       k.waitTimeouts.Load(),
+		Fallbacks:          k.fallbacks.Load(),
+		ReadOnlyRetries:    k.readOnlyRetries.Load(),
+		Promotions:         k.promotions.Load(),
+		ReplicaErrors:      k.replicaErrors.Load(),
+		Ejections:          k.ejections.Load(),
+		Failovers:          k.failovers.Load(),
+		TokensReset:        k.tokensReset.Load(),
+		PinnedConns:        k.pins.Load(),
+		RecoveryConflicts:  k.recoveryConflicts.Load(),
+		ReplicaTimeouts:    k.replicaTimeouts.Load(),
+		VisibilityTimeouts: k.visibilityTimeouts.Load(),
+		WaitTime:           time.Duration(k.waitNanos.Load()),
+		WaitHistogram:      make([]pgwait.WaitBucket, len(k.waitBuckets)),
 	}
 	for i := range k.waitBuckets {
 		if i < len(waitBounds) {

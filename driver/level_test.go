@@ -3,6 +3,7 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,4 +112,40 @@ func TestMaxReplicaLag(t *testing.T) {
 	require.NoError(t, c.ResumeReplay(ctx, 0))
 	require.Eventually(t, func() bool { _, on, _ := readV(t, eventually, db, tbl, "x"); return on }, 10*time.Second, 20*time.Millisecond,
 		"caught up, it serves reads again")
+}
+
+// TestWriteVisibility: a write that asks to be visible on a replica returns
+// only once a plain read of the replica (another process, no token) sees it.
+func TestWriteVisibility(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_write_visibility=1", "pgwait_wait_timeout=300ms", "pgwait_health_interval=50ms")
+	tbl := table(t, db)
+	replica, err := sql.Open("pgx", c.ReplicaDSN(0))
+	require.NoError(t, err)
+	defer replica.Close()
+	for i := range 100 {
+		v := fmt.Sprint("visible", i)
+		_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", v)
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, replica.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n))
+		require.Equal(t, 1, n, "write %d returned before the replica had it", i)
+	}
+	assert.Zero(t, stats(t, db).VisibilityTimeouts)
+
+	// A replica that cannot replay costs the write the wait timeout, then
+	// the write returns (it committed), counted.
+	require.NoError(t, c.PauseReplay(ctx, 0))
+	defer c.ResumeReplay(ctx, 0)
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('paused')")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond)
+	assert.Equal(t, uint64(1), stats(t, db).VisibilityTimeouts)
+	// Per call, the context decides.
+	start = time.Now()
+	_, err = db.ExecContext(pgwait.WithVisibility(ctx, 0), "INSERT INTO "+tbl+" (v) VALUES ('no wait')")
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 250*time.Millisecond)
 }

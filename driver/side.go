@@ -339,6 +339,18 @@ func (s *side) beginWait(ctx context.Context, begin string, target lsn.LSN, time
 	return status, nil
 }
 
+// waitOnly sends WAIT FOR LSN alone and returns its status.
+func (s *side) waitOnly(ctx context.Context, target lsn.LSN, timeoutMS int64) (string, error) {
+	res := s.pg.ExecParams(ctx, waitSQL(target, timeoutMS), nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return "", res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+		return "", unexpected("WAIT FOR LSN status", res, nil)
+	}
+	return string(res.Rows[0][0]), nil
+}
+
 // replayLSN returns pg_last_wal_replay_lsn(), and false when the server is
 // not in recovery.
 func (s *side) replayLSN(ctx context.Context) (lsn.LSN, bool, error) {

@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	sqldriver "database/sql/driver"
+	"time"
 
 	"github.com/pgwait/pgwait"
 	"github.com/pgwait/pgwait/internal/classify"
@@ -158,6 +159,74 @@ func (c *Conn) answered(ctx context.Context, cls classify.Result, l lsn.LSN) {
 	next := c.c.track.PrimaryAnswered(c.session, l, cls.Kind == classify.Read)
 	if t := pgwait.TokenFrom(ctx); t != nil {
 		t.AdvanceOn(next.Timeline, pgwait.LSN(next.LSN))
+	}
+	if cls.Kind != classify.Read {
+		c.awaitVisible(ctx, l)
+	}
+}
+
+// visibility is the number of replicas a write made with ctx waits for.
+func (c *Conn) visibility(ctx context.Context) int {
+	if n, ok := pgwait.VisibilityFrom(ctx); ok {
+		return n
+	}
+	return c.c.cfg.WriteVisibility
+}
+
+// awaitVisible waits, after a commit at l, until as many replicas in
+// rotation as the context asks for have replayed it: WAIT FOR LSN on each
+// in turn (over this connection's replica connections), within the wait
+// timeout in all, each round trip bounded as reads' are. Falling short is
+// counted, not returned: the write committed.
+func (c *Conn) awaitVisible(ctx context.Context, l lsn.LSN) {
+	n := c.visibility(ctx)
+	if n == 0 || len(c.c.replicas) == 0 {
+		return
+	}
+	deadline := time.Now().Add(c.c.cfg.WaitTimeout)
+	visible, inRotation := 0, 0
+	for i, rep := range c.c.replicas {
+		if !c.c.track.InRotation(i) {
+			continue
+		}
+		inRotation++
+		if visible >= n {
+			break
+		}
+		if !c.c.track.NeedsWait(i, l) {
+			visible++
+			continue
+		}
+		ms := time.Until(deadline).Milliseconds()
+		if budget, ok := c.waitBudget(ctx); ok {
+			ms = min(ms, budget)
+		}
+		if ms < 1 {
+			break
+		}
+		s, err := c.sideFor(ctx, rep)
+		if err != nil {
+			continue
+		}
+		b := c.watchReplica(s, time.Duration(ms)*time.Millisecond)
+		var status string
+		if c.usePolling(s) {
+			status, err = s.poll(ctx, l, time.Duration(ms)*time.Millisecond)
+		} else {
+			status, err = s.waitOnly(ctx, l, ms)
+		}
+		if b.stop() {
+			s.abandon()
+			c.dropSide(s)
+			continue
+		}
+		if err == nil && status == waitSuccess {
+			c.c.track.Confirmed(i, l)
+			visible++
+		}
+	}
+	if visible < min(n, max(inRotation, 1)) {
+		c.c.stats.visibilityTimeouts.Add(1)
 	}
 }
 
