@@ -53,6 +53,9 @@ type Op struct {
 	// carried from such writes: the read must see every write whose token
 	// position is at most it. 0: none.
 	Token uint64
+	// Global marks a read at the Global level: it must see every write any
+	// handle had acknowledged before it started.
+	Global bool
 	// Via says how the operation was made ("insert", "SELECT f()", ...),
 	// for reports.
 	Via string
@@ -203,6 +206,16 @@ func Check(ops []Op, final map[int]int64) Report {
 		acks[hk] = marks(ws, func(op Op) uint64 { return nanos(op.End) })
 		lastAcked[hk.key] = max(lastAcked[hk.key], acks[hk][len(ws)-1].max)
 	}
+	allAcks := map[int][]mark{} // every handle's acknowledged writes, per key
+	for key := range lastAcked {
+		var ws []Op
+		for hk, hws := range writes {
+			if hk.key == key {
+				ws = append(ws, hws...)
+			}
+		}
+		allAcks[key] = marks(ws, func(op Op) uint64 { return nanos(op.End) })
+	}
 	covered := map[int][]mark{}
 	for key, ws := range tokenWrites {
 		covered[key] = marks(ws, func(op Op) uint64 { return op.Token })
@@ -221,6 +234,11 @@ func Check(ops []Op, final map[int]int64) Report {
 	for _, rd := range reads {
 		if want := before(acks[handleKey{rd.Handle, rd.Key}], nanos(rd.Start), false); rd.Version < want {
 			r.Stale = append(r.Stale, Violation{rd, want, "a write acknowledged before the read started"})
+		}
+		if rd.Global {
+			if want := before(allAcks[rd.Key], nanos(rd.Start), false); rd.Version < want {
+				r.Stale = append(r.Stale, Violation{rd, want, "a write some handle acknowledged before the global read started"})
+			}
 		}
 		if rd.Token != 0 {
 			if want := before(covered[rd.Key], rd.Token, true); rd.Version < want {

@@ -33,6 +33,12 @@ func tenant(as string, tenants ...string) checker.Op {
 	return checker.Op{Client: 1, Kind: checker.TenantRead, Tenant: as, Tenants: tenants, Start: at(0), End: at(1)}
 }
 
+// global marks a read as made at the Global level.
+func global(op checker.Op) checker.Op {
+	op.Global = true
+	return op
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name                      string
@@ -61,6 +67,11 @@ func TestCheck(t *testing.T) {
 		{"token reads may go back past their token", []checker.Op{tok(100, w(1, 1, 3, 0, 1)), tok(200, w(2, 1, 4, 2, 3)), on(1, tok(200, r(1, 1, 4, 4, 5))), on(1, tok(100, r(1, 1, 3, 6, 7)))}, map[int]int64{1: 4}, 0, 0, 0, 0, 0},
 		{"monotonic reads hold per handle", []checker.Op{w(1, 1, 2, 0, 1), r(2, 1, 2, 2, 3), on(1, r(2, 1, 1, 4, 5))}, map[int]int64{1: 2}, 0, 0, 0, 0, 0},
 		{"lost write through another handle", []checker.Op{on(1, w(1, 1, 3, 0, 1))}, map[int]int64{1: 2}, 0, 0, 1, 0, 0},
+
+		// Global reads see every handle's acknowledged writes.
+		{"global read sees another handle's write", []checker.Op{w(1, 1, 3, 0, 1), global(on(1, r(2, 1, 3, 2, 3)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
+		{"global read misses another handle's write", []checker.Op{w(1, 1, 3, 0, 1), global(on(1, r(2, 1, 2, 2, 3)))}, map[int]int64{1: 3}, 1, 0, 0, 0, 0},
+		{"global read may miss a concurrent write", []checker.Op{w(1, 1, 3, 0, 10), global(on(1, r(2, 1, 2, 2, 3)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 
 		// Tenant reads under row-level security.
 		{"tenant sees its rows", []checker.Op{tenant("a", "a", "a")}, nil, 0, 0, 0, 0, 0},

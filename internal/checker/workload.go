@@ -62,6 +62,10 @@ const (
 	// cluster: the largest LSN, random LSNs, later timelines. They must
 	// not fail, nor harm anybody else's reads.
 	Hostile Role = "hostile token"
+	// Global writes through DB and reads back through Other at the Global
+	// level, without a token: the read must see every write any handle
+	// had acknowledged before it started.
+	Global Role = "global"
 	// Tenant holds a sql.Conn as a non-superuser role and switches the
 	// tenant of a table under row-level security, with SET (replayed on
 	// replicas) and with set_config() (which pins the connection to the
@@ -70,7 +74,7 @@ const (
 )
 
 // Roles is the default mix.
-var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Insert, Token}
+var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Global, Token}
 
 // tenants are the tenants of the row-level security table, each with
 // rowsPerTenant rows.
@@ -175,6 +179,16 @@ func (w *Workload) step(ctx context.Context, cl *client) {
 		}
 		w.tokenRead(ctx, cl, key)
 		w.tokenRead(ctx, cl, cl.rng.IntN(w.Keys))
+	case Global:
+		if w.Other == nil {
+			cl.role = Insert
+			return
+		}
+		if w.write(ctx, cl, key) != nil {
+			return
+		}
+		w.globalRead(ctx, cl, key)
+		w.globalRead(ctx, cl, cl.rng.IntN(w.Keys))
 	case Hostile:
 		w.hostileRead(ctx, cl, w.DB, 0, key)
 		if w.Other != nil {
@@ -270,6 +284,13 @@ func (w *Workload) tokenRead(ctx context.Context, cl *client, key int) {
 		}
 		op.Token = uint64(tok.LSN())
 		return w.Other.QueryRowContext(pgwait.WithToken(ctx, tok), w.readSQL(), key).Scan(&op.Version, &op.Replica)
+	})
+}
+
+// globalRead reads key through Other at the Global level, without a token.
+func (w *Workload) globalRead(ctx context.Context, cl *client, key int) {
+	w.do(ctx, Op{Client: cl.id, Kind: Read, Key: key, Handle: 1, Global: true, Via: string(cl.role)}, func(ctx context.Context, op *Op) error {
+		return w.Other.QueryRowContext(pgwait.WithLevel(ctx, pgwait.Global), w.readSQL(), key).Scan(&op.Version, &op.Replica)
 	})
 }
 
