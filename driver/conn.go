@@ -103,7 +103,7 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 		s.close()
 		return nil, err
 	}
-	if len(c.c.replicas) > 0 {
+	if c.c.hasReplicas() {
 		// Which history the primary follows: positions are only comparable
 		// within one, and a failover must be noticed.
 		e, err := s.identify(ctx)
@@ -127,13 +127,14 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 // connections that hold one.
 func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale time.Duration, exclude []int) (*side, error) {
 	tried := slices.Clone(exclude)
-	for range len(c.c.replicas) {
+	reps := c.c.replicaList()
+	for range len(reps) {
 		i := c.c.track.Pick(c.session, target, maxStale, tried...)
-		if i < 0 {
+		if i < 0 || i >= len(reps) {
 			return nil, pgwait.ErrNoReplica
 		}
 		tried = append(tried, i)
-		rep := c.c.replicas[i]
+		rep := reps[i]
 		s, err := c.sideFor(ctx, rep)
 		var ce connectError
 		switch {
@@ -283,7 +284,7 @@ func (c *Conn) ResetSession(ctx context.Context) error {
 		}
 	}
 	for _, s := range c.sides {
-		if s.broken() {
+		if s.broken() || s.rep.removed.Load() {
 			c.dropSide(s) // reads reopen one; nothing of the session is lost
 		}
 	}

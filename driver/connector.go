@@ -20,7 +20,9 @@ import (
 	"database/sql"
 	sqldriver "database/sql/driver"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,10 +76,14 @@ func (Driver) OpenConnector(dsn string) (sqldriver.Connector, error) {
 // have replayed and whether it is in rotation, which primary the positions
 // belong to). Use one Connector per sql.DB; sql.DB.Close closes it.
 type Connector struct {
-	cfg      pgwait.Config
-	primary  sqldriver.Connector
-	replicas []*replica
-	track    *tracker.Tracker
+	cfg     pgwait.Config
+	primary sqldriver.Connector
+	// reps is the replica set, append-only (a removed replica stays, marked,
+	// so that indexes, shared with the tracker, never change); repMu
+	// serializes additions and removals.
+	reps  atomic.Pointer[[]*replica]
+	repMu sync.Mutex
+	track *tracker.Tracker
 	stats    counters
 	health   healthChecker
 }
@@ -89,6 +95,10 @@ type replica struct {
 	addr      string
 	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
+	// removed is set when the replica leaves the set (RemoveReplica).
+	removed atomic.Bool
+	// alive is when a probe of it last succeeded (unix nanoseconds).
+	alive atomic.Int64
 	status    replicaStatus // counts and last error, for Replicas (status.go)
 }
 
@@ -118,28 +128,15 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 		c.cfg.ReplicaTimeout = pgwait.DefaultReplicaTimeout
 	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
+	var reps []*replica
 	for i, rc := range cfg.Replicas {
-		rc = rc.Copy()
-		// A wait abandoned by a client that went away must not linger on
-		// the replica: have the server check the client while it waits.
-		if _, ok := rc.RuntimeParams["client_connection_check_interval"]; !ok {
-			rc.RuntimeParams["client_connection_check_interval"] = "1000"
-		}
-		// A replica that does not answer a connection attempt is sick.
-		if rc.ConnectTimeout == 0 || rc.ConnectTimeout > c.cfg.ReplicaTimeout {
-			rc.ConnectTimeout = c.cfg.ReplicaTimeout
-		}
-		c.replicas = append(c.replicas, &replica{
-			index:     i,
-			addr:      pgwait.Addr(rc),
-			cfg:       rc,
-			connector: stdlib.GetConnector(*rc),
-		})
+		reps = append(reps, c.newReplica(i, rc))
 	}
+	c.reps.Store(&reps)
 	c.track = tracker.New(tracker.Config{
 		Scope:          c.cfg.Scope,
 		Balance:        c.cfg.Balance,
-		Replicas:       len(c.replicas),
+		Replicas:       len(reps),
 		HealthInterval: c.cfg.HealthInterval,
 		MaxBackoff:     maxBackoff(c.cfg.HealthInterval),
 		MaxLag:         c.cfg.MaxReplicaLag,
@@ -156,12 +153,87 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 func (c *Connector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 	c.health.start()
 	conn := &Conn{c: c, session: c.track.NewSession()}
-	if len(c.replicas) == 0 {
+	if !c.hasReplicas() {
 		if _, err := conn.primarySide(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return conn, nil
+}
+
+// newReplica prepares replica i's connection settings.
+func (c *Connector) newReplica(i int, rc *pgx.ConnConfig) *replica {
+	rc = rc.Copy()
+	// A wait abandoned by a client that went away must not linger on the
+	// replica: have the server check the client while it waits.
+	if _, ok := rc.RuntimeParams["client_connection_check_interval"]; !ok {
+		rc.RuntimeParams["client_connection_check_interval"] = "1000"
+	}
+	// A replica that does not answer a connection attempt is sick.
+	if rc.ConnectTimeout == 0 || rc.ConnectTimeout > c.cfg.ReplicaTimeout {
+		rc.ConnectTimeout = c.cfg.ReplicaTimeout
+	}
+	return &replica{index: i, addr: pgwait.Addr(rc), cfg: rc, connector: stdlib.GetConnector(*rc)}
+}
+
+// replicaList returns the replica set, removed replicas included (their
+// index is their place in it).
+func (c *Connector) replicaList() []*replica { return *c.reps.Load() }
+
+// hasReplicas reports whether the set has a replica not removed.
+func (c *Connector) hasReplicas() bool {
+	for _, r := range c.replicaList() {
+		if !r.removed.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// AddReplica adds a replica to the live handle, given as pgwait_replicas
+// gives one (host, host:port, [ipv6]:port, inheriting the primary's other
+// settings, or a postgres:// URL). It enters the rotation once a health
+// probe finds it in recovery (within a health interval). A replica already
+// in the set is an error.
+func (c *Connector) AddReplica(replica string) error {
+	rc, err := pgwait.ReplicaConfig(c.cfg.Primary, replica)
+	if err != nil {
+		return err
+	}
+	c.repMu.Lock()
+	defer c.repMu.Unlock()
+	old := c.replicaList()
+	addr := pgwait.Addr(rc)
+	for _, r := range old {
+		if r.addr == addr && !r.removed.Load() {
+			return fmt.Errorf("pgwait: replica %s is in the set already", addr)
+		}
+	}
+	i := c.track.Add(time.Now())
+	r := c.newReplica(i, rc)
+	reps := append(slices.Clone(old), r)
+	c.reps.Store(&reps)
+	if c.health.started.Load() {
+		c.health.add(r)
+	}
+	return nil
+}
+
+// RemoveReplica takes the replica at addr (host:port, as Replicas reports
+// it) out of the live handle's set: no read starts on it again, and its
+// connections are drained (each closed once the read on it, if any, ends
+// and its pooled connection is reused), not cut.
+func (c *Connector) RemoveReplica(addr string) error {
+	c.repMu.Lock()
+	defer c.repMu.Unlock()
+	for _, r := range c.replicaList() {
+		if r.addr == addr && !r.removed.Load() {
+			r.removed.Store(true)
+			c.track.Remove(r.index, time.Now())
+			return nil
+		}
+	}
+	return fmt.Errorf("pgwait: no replica %s in the set; Replicas lists them", addr)
 }
 
 // Close stops the replica health checks; sql.DB.Close calls it.

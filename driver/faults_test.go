@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	pgwaitdriver "github.com/pgwait/pgwait/driver"
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
@@ -411,4 +412,58 @@ func TestReadOnlyWorkloadOpensNoPrimaryConnection(t *testing.T) {
 	assert.Zero(t, primaryConns, "a read-only workload dialed the primary")
 	assert.Positive(t, replicaConns)
 	assert.LessOrEqual(t, replicaConns, 8)
+}
+
+// TestReplicaSetChangesAtRunTime adds a replica to a live handle, then
+// removes the first one, whose read in progress finishes.
+func TestReplicaSetChangesAtRunTime(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Replicas: 2})
+	ctx := ctxT(t)
+	first, second := hostPort(t, c.ReplicaDSN(0)), hostPort(t, c.ReplicaDSN(1))
+	db, err := sql.Open("pgwait", c.PrimaryDSN()+" pgwait_replicas="+first+" pgwait_balance=round_robin pgwait_health_interval=50ms")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxIdleConns(0) // a new pgwait connection, and so a new pick, per statement
+	connector, err := pgwaitdriver.ConnectorOf(ctx, db)
+	require.NoError(t, err)
+	servedBy := func() string {
+		var p int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT inet_server_port()").Scan(&p))
+		return fmt.Sprint(p)
+	}
+	require.Eventually(t, func() bool { return servedBy() == portOf(t, c.ReplicaDSN(0)) }, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, connector.AddReplica(second))
+	require.ErrorContains(t, connector.AddReplica(second), "in the set already")
+	require.Eventually(t, func() bool { return servedBy() == portOf(t, c.ReplicaDSN(1)) }, 10*time.Second, 20*time.Millisecond,
+		"the added replica serves reads once probed")
+	assert.Len(t, connector.Replicas(), 2)
+
+	// A read in progress on the first replica when it is removed finishes.
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	var rows *sql.Rows
+	require.Eventually(t, func() bool {
+		var p int
+		require.NoError(t, conn.QueryRowContext(ctx, "SELECT inet_server_port()").Scan(&p))
+		return fmt.Sprint(p) == portOf(t, c.ReplicaDSN(0))
+	}, 10*time.Second, 10*time.Millisecond)
+	rows, err = conn.QueryContext(ctx, "SELECT g FROM generate_series(1, 100000) g")
+	require.NoError(t, err)
+	require.NoError(t, connector.RemoveReplica(first))
+	require.ErrorContains(t, connector.RemoveReplica(first), "no replica")
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, 100000, n, "the read on the removed replica was cut")
+	require.NoError(t, conn.Close())
+
+	for range 30 {
+		assert.Equal(t, portOf(t, c.ReplicaDSN(1)), servedBy(), "a removed replica serves no new read")
+	}
+	st := connector.Replicas()
+	require.Len(t, st, 1)
+	assert.Equal(t, second, st[0].Addr)
 }

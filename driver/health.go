@@ -32,8 +32,11 @@ type healthChecker struct {
 	ctx    context.Context // ends when the connector closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// alive[i] is when a probe of replica i last succeeded (unix nanoseconds).
-	alive []atomic.Int64
+	// started is set once start ran: replicas added later get their loop
+	// from add. primaryProbed, under the connector's repMu, once the
+	// primary's loop runs.
+	started       atomic.Bool
+	primaryProbed bool
 
 	// primary is the position probe's connection, guarded by the one token
 	// in primarySem; lastAt is when its last position read began (a read
@@ -48,23 +51,36 @@ type healthChecker struct {
 func (h *healthChecker) init(c *Connector) {
 	h.c = c
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.alive = make([]atomic.Int64, len(c.replicas))
 	h.primarySem = make(chan struct{}, 1)
 }
 
-// start starts the probes, once, if there are replicas.
+// start starts the probes, once: a loop per replica, and one for the
+// primary's position.
 func (h *healthChecker) start() {
-	if len(h.c.replicas) == 0 {
+	h.once.Do(func() {
+		h.c.repMu.Lock()
+		defer h.c.repMu.Unlock()
+		for _, r := range h.c.replicaList() {
+			h.add(r)
+		}
+		h.started.Store(true)
+	})
+}
+
+// add starts the probe loop of a replica (under the connector's repMu), and
+// the primary's with the first one: a handle without replicas probes
+// nothing.
+func (h *healthChecker) add(r *replica) {
+	if h.ctx.Err() != nil {
 		return
 	}
-	h.once.Do(func() {
-		for i, r := range h.c.replicas {
-			h.wg.Add(1)
-			go h.probeLoop(i, r)
-		}
+	if !h.primaryProbed {
+		h.primaryProbed = true
 		h.wg.Add(1)
 		go h.primaryLoop()
-	})
+	}
+	h.wg.Add(1)
+	go h.probeLoop(r.index, r)
 }
 
 // stop ends the probes and closes their connections.
@@ -84,9 +100,9 @@ func (h *healthChecker) probeTimeout() time.Duration {
 	return min(max(2*h.c.cfg.HealthInterval, 500*time.Millisecond), 5*time.Second)
 }
 
-// aliveSince reports whether replica i answered a probe after t.
-func (h *healthChecker) aliveSince(i int, t time.Time) bool {
-	return h.alive[i].Load() > t.UnixNano()
+// aliveSince reports whether replica r answered a probe after t.
+func (h *healthChecker) aliveSince(r *replica, t time.Time) bool {
+	return r.alive.Load() > t.UnixNano()
 }
 
 func (h *healthChecker) probeLoop(i int, r *replica) {
@@ -104,6 +120,9 @@ func (h *healthChecker) probeLoop(i int, r *replica) {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if r.removed.Load() {
+			return // its connection closes on the way out
 		}
 		if !h.c.track.DueForProbe(i, time.Now()) {
 			continue // ejected: wait out the backoff
@@ -125,7 +144,7 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 	case isOutOfSlots(err):
 		// Alive but full: the pooled connections it already serves work.
 		// Nothing is learned of its position.
-		h.alive[i].Store(time.Now().UnixNano())
+		r.alive.Store(time.Now().UnixNano())
 	case err != nil:
 		r.status.failed(err)
 		if track.ProbeFailed(i, tracker.Failed, time.Now()) {
@@ -134,13 +153,13 @@ func (h *healthChecker) probe(i int, r *replica, pc *pgconn.PgConn) *pgconn.PgCo
 	case !inRecovery:
 		// Promoted: it no longer follows the primary. Keep it out; a probe
 		// after the backoff looks again (it may have been rebuilt).
-		h.alive[i].Store(time.Now().UnixNano())
+		r.alive.Store(time.Now().UnixNano())
 		if track.ProbeFailed(i, tracker.Promoted, time.Now()) {
 			stats.ejections.Add(1)
 			stats.promotions.Add(1)
 		}
 	default:
-		h.alive[i].Store(time.Now().UnixNano())
+		r.alive.Store(time.Now().UnixNano())
 		track.ProbeOK(i, replayed, incarnation, time.Now())
 	}
 	return pc

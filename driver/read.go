@@ -270,7 +270,7 @@ func (c *Conn) watchReplica(s *side, wait time.Duration) *replicaBound {
 		if b.done {
 			return
 		}
-		if c.c.health.aliveSince(s.rep.index, since) {
+		if c.c.health.aliveSince(s.rep, since) {
 			since = time.Now()
 			b.timer.Reset(d)
 			return

@@ -16,7 +16,7 @@ import (
 // state in the replica's session, and never while the connection is pinned
 // to the primary or inside a transaction block opened with SQL.
 func (c *Conn) toReplica(ctx context.Context, cls classify.Result) bool {
-	if len(c.c.replicas) == 0 || c.pinned || cls.Pins || c.primaryInBlock() || c.level(ctx).IsPrimary() {
+	if !c.c.hasReplicas() || c.pinned || cls.Pins || c.primaryInBlock() || c.level(ctx).IsPrimary() {
 		return false
 	}
 	route := pgwait.RouteFrom(ctx)
@@ -54,7 +54,7 @@ func (c *Conn) primaryInBlock() bool {
 // after they commit. A handle without replicas reads from the primary and
 // needs no position, unless the context carries a token to advance.
 func (c *Conn) tracking(ctx context.Context) bool {
-	return len(c.c.replicas) > 0 || pgwait.TokenFrom(ctx) != nil
+	return c.c.hasReplicas() || pgwait.TokenFrom(ctx) != nil
 }
 
 // captures reports whether a statement run on the primary has its position

@@ -68,15 +68,17 @@ func parseLag(b []byte) (time.Duration, bool) {
 	return time.Duration(f * float64(time.Second)), true
 }
 
-// Replicas returns the status of each replica, in the order the DSN lists
-// them. It takes one short lock per replica and does no I/O: call it as
+// Replicas returns the status of each replica in the set, in the order the
+// DSN lists them (replicas added at run time after them). It takes one short lock per replica and does no I/O: call it as
 // often as metrics are scraped.
 func (c *Connector) Replicas() []pgwait.ReplicaStatus {
 	primary := c.track.PrimaryPosition()
 	now := time.Now()
-	out := make([]pgwait.ReplicaStatus, len(c.replicas))
-	for i, r := range c.replicas {
-		out[i] = statusOf(r, c.track.Replica(i), primary, now)
+	var out []pgwait.ReplicaStatus
+	for i, r := range c.replicaList() {
+		if !r.removed.Load() {
+			out = append(out, statusOf(r, c.track.Replica(i), primary, now))
+		}
 	}
 	return out
 }

@@ -42,7 +42,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver
 	if err != nil {
 		return nil, err
 	}
-	if opts.ReadOnly && len(c.c.replicas) > 0 && !c.level(ctx).IsPrimary() && !c.pinned &&
+	if opts.ReadOnly && c.c.hasReplicas() && !c.level(ctx).IsPrimary() && !c.pinned &&
 		!c.primaryInBlock() && sql.IsolationLevel(opts.Isolation) != sql.LevelSerializable {
 		tx, err := c.beginReplica(ctx, begin)
 		if tx != nil || err != nil {
@@ -168,7 +168,7 @@ func (tx *Tx) after(cls classify.Result, query string, err error) {
 		return
 	}
 	tx.conn.afterPrimary(cls, query, nil)
-	if cls.Kind == classify.Session && len(tx.conn.c.replicas) > 0 {
+	if cls.Kind == classify.Session && tx.conn.c.hasReplicas() {
 		tx.conn.pin()
 	}
 }

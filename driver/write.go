@@ -122,7 +122,7 @@ func (c *Conn) afterPrimary(cls classify.Result, query string, err error) {
 			c.discarded()
 		}
 	}
-	if cls.Pins && len(c.c.replicas) > 0 {
+	if cls.Pins && c.c.hasReplicas() {
 		c.pin()
 	}
 }
@@ -180,12 +180,12 @@ func (c *Conn) visibility(ctx context.Context) int {
 // counted, not returned: the write committed.
 func (c *Conn) awaitVisible(ctx context.Context, l lsn.LSN) {
 	n := c.visibility(ctx)
-	if n == 0 || len(c.c.replicas) == 0 {
+	if n == 0 || !c.c.hasReplicas() {
 		return
 	}
 	deadline := time.Now().Add(c.c.cfg.WaitTimeout)
 	visible, inRotation := 0, 0
-	for i, rep := range c.c.replicas {
+	for i, rep := range c.c.replicaList() {
 		if !c.c.track.InRotation(i) {
 			continue
 		}

@@ -64,11 +64,12 @@ const (
 	Failed            // a connection, statement or probe failed
 	Promoted          // it is no longer in recovery
 	Behind            // a wait for a position the primary had reached timed out
+	Removed           // taken out of the replica set (Remove): for good
 )
 
 // String names the reason.
 func (r Reason) String() string {
-	return [...]string{"in rotation", "failed", "promoted", "behind"}[r]
+	return [...]string{"in rotation", "failed", "promoted", "behind", "removed"}[r]
 }
 
 // Tracker is the consistency state of one pgwait handle. It is safe for
@@ -135,6 +136,24 @@ func New(cfg Config) *Tracker {
 		cfg.MaxBackoff = max(30*time.Second, cfg.HealthInterval)
 	}
 	return &Tracker{cfg: cfg, replicas: make([]replica, cfg.Replicas)}
+}
+
+// Add adds a replica to the set and returns its index. It starts out of
+// rotation, due for a probe at once: the first successful probe brings it in.
+func (t *Tracker) Add(now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.replicas = append(t.replicas, replica{reason: Failed, since: now, retryAt: now})
+	return len(t.replicas) - 1
+}
+
+// Remove takes replica i out of the set for good: no read picks it again
+// and no probe brings it back. Its index is never reused.
+func (t *Tracker) Remove(i int, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := &t.replicas[i]
+	r.reason, r.since, r.replayed, r.lagging = Removed, now, 0, false
 }
 
 // Session is one pgwait connection's part of the state. The tracker guards
@@ -455,6 +474,9 @@ func (t *Tracker) Eject(i int, why Reason, now time.Time) bool {
 }
 
 func (t *Tracker) ejectLocked(r *replica, why Reason, now time.Time) bool {
+	if r.reason == Removed {
+		return false
+	}
 	if r.reason != InRotation {
 		if why != Behind {
 			r.reason = why // a failure says more than lagging
@@ -494,7 +516,7 @@ func (t *Tracker) DueForProbe(i int, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &t.replicas[i]
-	return r.reason == InRotation || !now.Before(r.retryAt)
+	return r.reason == InRotation || r.reason != Removed && !now.Before(r.retryAt)
 }
 
 // ProbeOK records a probe that found replica i in recovery, having replayed
@@ -508,6 +530,9 @@ func (t *Tracker) ProbeOK(i int, replayed LSN, incarnation string, now time.Time
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &t.replicas[i]
+	if r.reason == Removed {
+		return false
+	}
 	if r.reason != InRotation || r.incarnation != incarnation {
 		r.replayed = 0
 	}
@@ -539,6 +564,9 @@ func (t *Tracker) ProbeFailed(i int, why Reason, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &t.replicas[i]
+	if r.reason == Removed {
+		return false
+	}
 	r.replayed = 0
 	was := r.reason == InRotation
 	if was {
