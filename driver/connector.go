@@ -81,11 +81,11 @@ type Connector struct {
 	// reps is the replica set, append-only (a removed replica stays, marked,
 	// so that indexes, shared with the tracker, never change); repMu
 	// serializes additions and removals.
-	reps  atomic.Pointer[[]*replica]
-	repMu sync.Mutex
-	track *tracker.Tracker
-	stats    counters
-	health   healthChecker
+	reps   atomic.Pointer[[]*replica]
+	repMu  sync.Mutex
+	track  *tracker.Tracker
+	stats  counters
+	health healthChecker
 }
 
 // replica is one replica's connection settings; what is known of its state
@@ -98,8 +98,8 @@ type replica struct {
 	// removed is set when the replica leaves the set (RemoveReplica).
 	removed atomic.Bool
 	// alive is when a probe of it last succeeded (unix nanoseconds).
-	alive atomic.Int64
-	status    replicaStatus // counts and last error, for Replicas (status.go)
+	alive  atomic.Int64
+	status replicaStatus // counts and last error, for Replicas (status.go)
 }
 
 // maxBackoff bounds the backoff of a replica whose probes keep failing:
