@@ -204,6 +204,11 @@
 // hands a connection to its next caller, so a frozen replica never holds up
 // a write.
 //
+// The replica set can change on a live handle: (*driver.Connector).AddReplica
+// adds one (it enters the rotation at its first good probe) and
+// RemoveReplica takes one out (no new read starts on it; reads in progress
+// finish and its connections close as their pooled connections are reused).
+//
 // # The primary's outage
 //
 // With replicas, a pooled connection opens a server connection only when a
