@@ -169,7 +169,7 @@ func (c *Conn) sideFor(ctx context.Context, rep *replica) (*side, error) {
 		}
 		c.dropSide(s)
 	}
-	dc, err := rep.connector.Connect(ctx)
+	dc, err := rep.connect(ctx)
 	if err != nil {
 		return nil, connectError{err}
 	}

@@ -22,11 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pgwait/pgwait"
@@ -95,6 +97,11 @@ type replica struct {
 	addr      string
 	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
+	// plain connects without the startup parameters pgwait adds, for a
+	// pooler in front of the replica that refuses them (PgBouncer refuses
+	// those it does not know); pooled is set once one did.
+	plain  sqldriver.Connector
+	pooled atomic.Bool
 	// removed is set when the replica leaves the set (RemoveReplica).
 	removed atomic.Bool
 	// alive is when a probe of it last succeeded (unix nanoseconds).
@@ -164,16 +171,38 @@ func (c *Connector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 // newReplica prepares replica i's connection settings.
 func (c *Connector) newReplica(i int, rc *pgx.ConnConfig) *replica {
 	rc = rc.Copy()
+	// A replica that does not answer a connection attempt is sick.
+	if rc.ConnectTimeout == 0 || rc.ConnectTimeout > c.cfg.ReplicaTimeout {
+		rc.ConnectTimeout = c.cfg.ReplicaTimeout
+	}
+	plain := rc.Copy()
 	// A wait abandoned by a client that went away must not linger on the
 	// replica: have the server check the client while it waits.
 	if _, ok := rc.RuntimeParams["client_connection_check_interval"]; !ok {
 		rc.RuntimeParams["client_connection_check_interval"] = "1000"
 	}
-	// A replica that does not answer a connection attempt is sick.
-	if rc.ConnectTimeout == 0 || rc.ConnectTimeout > c.cfg.ReplicaTimeout {
-		rc.ConnectTimeout = c.cfg.ReplicaTimeout
+	return &replica{index: i, addr: pgwait.Addr(rc), cfg: rc, connector: stdlib.GetConnector(*rc), plain: stdlib.GetConnector(*plain)}
+}
+
+// connect opens a connection to the replica: with the startup parameters
+// pgwait adds, unless a pooler in front of it refused them once, in which
+// case without (and from then on).
+func (r *replica) connect(ctx context.Context) (sqldriver.Conn, error) {
+	if !r.pooled.Load() {
+		dc, err := r.connector.Connect(ctx)
+		if err == nil || !isUnsupportedParameter(err) {
+			return dc, err
+		}
+		r.pooled.Store(true)
 	}
-	return &replica{index: i, addr: pgwait.Addr(rc), cfg: rc, connector: stdlib.GetConnector(*rc)}
+	return r.plain.Connect(ctx)
+}
+
+// isUnsupportedParameter reports a pooler refusing a startup parameter
+// (PgBouncer: "unsupported startup parameter: ...").
+func isUnsupportedParameter(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Message, "unsupported startup parameter")
 }
 
 // replicaList returns the replica set, removed replicas included (their

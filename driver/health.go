@@ -272,9 +272,12 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 }
 
 // probeConfig is cfg for a health probe's connection, which names itself in
-// pg_stat_activity: application_name gets " (pgwait probe)" appended.
+// pg_stat_activity: application_name gets " (pgwait probe)" appended. A
+// probe never waits long: it leaves out the client check pgwait adds to
+// replica connections (which a pooler may refuse).
 func probeConfig(cfg *pgconn.Config) *pgconn.Config {
 	c := cfg.Copy()
+	delete(c.RuntimeParams, "client_connection_check_interval")
 	c.RuntimeParams["application_name"] = strings.TrimSpace(cfg.RuntimeParams["application_name"] + " (pgwait probe)")
 	return c
 }

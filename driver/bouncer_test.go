@@ -1,0 +1,61 @@
+package driver_test
+
+// pgwait behind PgBouncer (Debian's package, started by the tests).
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait/internal/pgtest"
+)
+
+// bouncers starts a PgBouncer in front of c's primary and replica in mode,
+// and returns a pgwait DSN through them.
+func bouncers(t *testing.T, c *pgtest.Cluster, mode string, extra ...string) string {
+	t.Helper()
+	ctx := ctxT(t)
+	var addrs []string
+	for _, target := range []string{hostPort(t, c.PrimaryDSN()), hostPort(t, c.ReplicaDSN(0))} {
+		b, err := c.StartBouncer(ctx, target, mode, extra...)
+		if errors.Is(err, pgtest.ErrNoBouncer) && !pgtest.Required() {
+			t.Skip(err)
+		}
+		require.NoError(t, err)
+		t.Cleanup(func() { b.Close() })
+		addrs = append(addrs, b.Addr())
+	}
+	host, port, err := net.SplitHostPort(addrs[0])
+	require.NoError(t, err)
+	return fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=disable pgwait_replicas=%s pgwait_health_interval=100ms", host, port, addrs[1])
+}
+
+func openDSN(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgwait", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.Ping())
+	return db
+}
+
+// TestBehindPgBouncerSessionPooling: in session pooling every pgwait
+// feature works as with direct connections: reads reach the replica (a
+// replica connection refused by the pooler would send them all to the
+// primary, silently) and see the caller's writes.
+func TestBehindPgBouncerSessionPooling(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx := ctxT(t)
+	db := openDSN(t, bouncers(t, c, "session"))
+	tbl := table(t, db)
+	eventuallyOnReplica(t, ctx, db)
+	readYourWrites(t, db, tbl, "bouncer", 200)
+	st := stats(t, db)
+	assert.Positive(t, st.ReplicaReads)
+	assert.Zero(t, st.ReplicaErrors, "replica connections through PgBouncer failed")
+}
