@@ -9,7 +9,8 @@
 // each side a database of its own, created for the run, so that both start
 // from the same empty state and serial ids, default names and catalogs come
 // out the same. Any step whose outcome differs fails the test, unless
-// Deliberate lists it with its reason.
+// Deliberate lists it with its reason. PGWAIT_DIFF_TRANSCRIPT=1 logs the
+// pgwait run's whole transcript.
 package difftest
 
 import (
@@ -17,6 +18,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"regexp"
 	"sort"
@@ -30,6 +32,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgwait/pgwait/compat/internal/compattest"
+	pgwaitdriver "github.com/pgwait/pgwait/driver"
 )
 
 // Transcript is what one run of a workload saw, step by step.
@@ -187,14 +190,6 @@ func format(b *strings.Builder, v reflect.Value, depth int) {
 	}
 }
 
-// Side is one of a run's two handles.
-type Side struct {
-	// Name is "pgx stdlib" or "pgwait".
-	Name string
-	// DB is the side's handle, on a database of its own.
-	DB *sql.DB
-}
-
 // Options says how Run opens the two sides.
 type Options struct {
 	// Name names the run, and prefixes its entries in Deliberate
@@ -212,27 +207,46 @@ var ErrOpen = errors.New("difftest: cannot open")
 // Run runs workload through pgx stdlib on the primary and through pgwait on
 // the primary and the replica, each on a fresh database, and fails t on any
 // step whose outcome differs and Deliberate does not list under opts.Name.
-// pgwait must have served reads on the replica. Each handle is limited to
-// one connection, so that the runs are deterministic (pgx stdlib's
-// once-per-connection errors after DDL among them).
+// pgwait must have served reads on the replica, with no wait timed out and
+// no read fallen back to the primary. Each handle is limited to one
+// connection. It returns an error wrapping ErrOpen, without running
+// anything, when a side cannot be opened.
 func Run(t *testing.T, opts Options, workload func(t *testing.T, db *sql.DB, tr *Transcript)) error {
 	t.Helper()
 	c := compattest.Cluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	std, err := sql.Open("pgx", c.PrimaryDSN()+" dbname="+newDatabase(ctx, t, false)+" "+opts.DSN)
-	require.NoError(t, err)
-	defer std.Close()
-	pw, err := sql.Open("pgwait", compattest.DSN(t, "dbname="+newDatabase(ctx, t, true), "pgwait_on_timeout=error", opts.DSN))
-	require.NoError(t, err)
-	defer pw.Close()
-	for _, s := range []Side{{"pgx stdlib", std}, {"pgwait", pw}} {
-		if err := s.DB.PingContext(ctx); err != nil {
-			return fmt.Errorf("%w %s with %q: %w", ErrOpen, s.Name, opts.DSN, err)
-		}
-		s.DB.SetMaxOpenConns(1)
+	dsns := map[string]string{
+		"pgx":    c.PrimaryDSN() + " dbname=" + newDatabase(ctx, t, false) + " " + opts.DSN,
+		"pgwait": compattest.DSN(t, "dbname="+newDatabase(ctx, t, true), "pgwait_on_timeout=error", opts.DSN),
 	}
+	open := func(driverName string) (*sql.DB, error) {
+		db, err := sql.Open(driverName, dsns[driverName])
+		if err == nil {
+			err = db.PingContext(ctx)
+		}
+		if err != nil {
+			if db != nil {
+				db.Close()
+			}
+			return nil, fmt.Errorf("%w %s with %q: %w", ErrOpen, driverName, opts.DSN, err)
+		}
+		// One connection: the runs are then deterministic, pgx stdlib's
+		// once-per-connection errors after DDL among them.
+		db.SetMaxOpenConns(1)
+		return db, nil
+	}
+	std, err := open("pgx")
+	if err != nil {
+		return err
+	}
+	defer std.Close()
+	pw, err := open("pgwait")
+	if err != nil {
+		return err
+	}
+	defer pw.Close()
 
 	var want, got Transcript
 	workload(t, std, &want)
@@ -243,6 +257,9 @@ func Run(t *testing.T, opts Options, workload func(t *testing.T, db *sql.DB, tr 
 	require.Positive(t, d.ReplicaReads, "pgwait served no read of the workload on the replica")
 	require.Zero(t, d.WaitTimeouts, "pgwait's waits timed out")
 	require.Zero(t, d.Fallbacks, "pgwait's reads fell back to the primary")
+	if os.Getenv("PGWAIT_DIFF_TRANSCRIPT") != "" {
+		t.Logf("pgwait's transcript:\n%s", &got)
+	}
 	Compare(t, opts.Name, &want, &got)
 	return nil
 }
@@ -276,6 +293,27 @@ func Compare(t *testing.T, name string, want, got *Transcript) {
 			t.Errorf("Deliberate lists %q (%s), but the runs agree there, or it is no step", key, reason)
 		}
 	}
+}
+
+// DriverName returns the name db's driver is registered under: "pgwait" or
+// "pgx".
+func DriverName(db *sql.DB) string {
+	if _, ok := db.Driver().(pgwaitdriver.Driver); ok {
+		return "pgwait"
+	}
+	return "pgx"
+}
+
+// ExecModeArgument reports whether pgwait takes a pgx.QueryExecMode as a
+// query's first argument, as pgx stdlib does: nil if it does, its error if
+// not.
+func ExecModeArgument(t *testing.T) error {
+	t.Helper()
+	db, err := sql.Open("pgwait", compattest.DSN(t))
+	require.NoError(t, err)
+	defer db.Close()
+	var one int
+	return db.QueryRowContext(compattest.Ctx(t), "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one)
 }
 
 // newDatabase creates a database for one side of a run, on the primary, and
