@@ -151,15 +151,16 @@ func (a *Attrs) Scan(src any) error {
 // "pgwait", DSN: ...}, the way compat/README.md shows); without, it is given
 // the handle alone (postgres.Config{Conn: sqlDB}), and its migrator then
 // passes pgx.QueryExecModeSimpleProtocol as a query argument, as for pgx.
-func gormOn(t *testing.T, sqlDB *sql.DB, byName bool) *gorm.DB {
+func gormOn(t *testing.T, sqlDB *sql.DB, byName, prepareStmt bool) *gorm.DB {
 	t.Helper()
 	cfg := postgres.Config{Conn: sqlDB}
 	if byName {
 		cfg.DriverName = difftest.DriverName(sqlDB)
 	}
 	db, err := gorm.Open(postgres.New(cfg), &gorm.Config{
-		Logger:  logger.Default.LogMode(logger.Silent),
-		NowFunc: func() time.Time { return time.Date(2026, 5, 4, 3, 2, 1, 123456000, time.UTC) },
+		Logger:      logger.Default.LogMode(logger.Silent),
+		NowFunc:     func() time.Time { return time.Date(2026, 5, 4, 3, 2, 1, 123456000, time.UTC) },
+		PrepareStmt: prepareStmt,
 	})
 	require.NoError(t, err)
 	return db.WithContext(compattest.Ctx(t))
@@ -188,8 +189,10 @@ func columns(db *gorm.DB, model any) (any, error) {
 // write, read with preloads and joins, manage associations, look up by map
 // conditions, FirstOrCreate with custom types, transactions, batches, soft
 // deletes, and a release that changes a table's columns.
-func gormWorkload(byName bool) func(t *testing.T, sqlDB *sql.DB, tr *difftest.Transcript) {
-	return func(t *testing.T, sqlDB *sql.DB, tr *difftest.Transcript) { gormSteps(gormOn(t, sqlDB, byName), tr) }
+func gormWorkload(byName, prepareStmt bool) func(t *testing.T, sqlDB *sql.DB, tr *difftest.Transcript) {
+	return func(t *testing.T, sqlDB *sql.DB, tr *difftest.Transcript) {
+		gormSteps(gormOn(t, sqlDB, byName, prepareStmt), tr)
+	}
 }
 
 func gormSteps(db *gorm.DB, tr *difftest.Transcript) {
@@ -521,7 +524,13 @@ func gormSteps(db *gorm.DB, tr *difftest.Transcript) {
 // and through pgwait on the primary and the replica, and compares; GORM is
 // opened by driver name, as compat/README.md shows.
 func TestDiffPgxStdlib(t *testing.T) {
-	require.NoError(t, difftest.Run(t, difftest.Options{Name: "gorm"}, gormWorkload(true)))
+	require.NoError(t, difftest.Run(t, difftest.Options{Name: "gorm"}, gormWorkload(true, false)))
+}
+
+// TestDiffPrepareStmt is the same with GORM's PrepareStmt, which keeps a
+// *sql.Stmt per query text for the life of the handle.
+func TestDiffPrepareStmt(t *testing.T) {
+	require.NoError(t, difftest.Run(t, difftest.Options{Name: "gorm PrepareStmt"}, gormWorkload(true, true)))
 }
 
 // TestDiffOverConn is the same with GORM given the *sql.DB alone
@@ -533,7 +542,7 @@ func TestDiffOverConn(t *testing.T) {
 		t.Skipf("pgwait refuses pgx.QueryExecMode as a query argument, which GORM's migrator passes when given a *sql.DB without a driver name: "+
 			"AutoMigrate of an existing table fails (%v). Until pgwait takes exec modes, open GORM with postgres.Config{DriverName: \"pgwait\"}", err)
 	}
-	require.NoError(t, difftest.Run(t, difftest.Options{Name: "gorm over Conn"}, gormWorkload(false)))
+	require.NoError(t, difftest.Run(t, difftest.Options{Name: "gorm over Conn"}, gormWorkload(false, false)))
 }
 
 // TestDiffSimpleProtocol is the same in PreferSimpleProtocol's mode. GORM's
@@ -541,7 +550,7 @@ func TestDiffOverConn(t *testing.T) {
 // driver name; with a driver name or a *sql.DB, the mode is set in the
 // connection string, which is what this does.
 func TestDiffSimpleProtocol(t *testing.T) {
-	err := difftest.Run(t, difftest.Options{Name: "gorm simple protocol", DSN: "default_query_exec_mode=simple_protocol"}, gormWorkload(true))
+	err := difftest.Run(t, difftest.Options{Name: "gorm simple protocol", DSN: "default_query_exec_mode=simple_protocol"}, gormWorkload(true, false))
 	if errors.Is(err, difftest.ErrOpen) && strings.Contains(err.Error(), "is not supported") {
 		t.Skipf("pgwait refuses default_query_exec_mode=simple_protocol (the exec mode GORM's PreferSimpleProtocol selects) until it supports exec modes: %v", err)
 	}
