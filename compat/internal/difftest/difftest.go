@@ -267,7 +267,12 @@ func Run(t *testing.T, opts Options, workload func(t *testing.T, db *sql.DB, tr 
 // Compare fails t on each step whose outcome differs between want (pgx
 // stdlib) and got (pgwait), except those Deliberate lists under name, and on
 // each entry of Deliberate under name that no longer differs.
-func Compare(t *testing.T, name string, want, got *Transcript) {
+func Compare(t testing.TB, name string, want, got *Transcript) {
+	t.Helper()
+	compare(t, name, want, got, Deliberate)
+}
+
+func compare(t testing.TB, name string, want, got *Transcript, deliberate map[string]string) {
 	t.Helper()
 	if len(want.steps) != len(got.steps) {
 		t.Errorf("%s: pgx stdlib ran %d steps, pgwait %d\npgx stdlib:\n%s\npgwait:\n%s", name, len(want.steps), len(got.steps), want, got)
@@ -276,21 +281,29 @@ func Compare(t *testing.T, name string, want, got *Transcript) {
 	differs := map[string]bool{}
 	for i, w := range want.steps {
 		g := got.steps[i]
-		require.Equal(t, w.name, g.name, "the two runs took different paths")
+		if w.name != g.name {
+			t.Errorf("%s: step %d is %q through pgx stdlib, %q through pgwait", name, i, w.name, g.name)
+			return
+		}
 		key := name + "/" + w.name
 		if w.out == g.out {
 			continue
 		}
 		differs[key] = true
-		if reason, ok := Deliberate[key]; ok {
+		if reason, ok := deliberate[key]; ok {
 			t.Logf("deliberate difference at %q: %s\npgx stdlib: %s\npgwait:     %s", w.name, reason, w.out, g.out)
 			continue
 		}
 		t.Errorf("%s: step %q differs\npgx stdlib: %s\npgwait:     %s", name, w.name, w.out, g.out)
 	}
-	for key, reason := range Deliberate {
+	var keys []string
+	for key := range deliberate {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
 		if strings.HasPrefix(key, name+"/") && !differs[key] {
-			t.Errorf("Deliberate lists %q (%s), but the runs agree there, or it is no step", key, reason)
+			t.Errorf("Deliberate lists %q (%s), but the runs agree there, or it is no step", key, deliberate[key])
 		}
 	}
 }
