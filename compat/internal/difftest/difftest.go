@@ -207,8 +207,8 @@ var ErrOpen = errors.New("difftest: cannot open")
 // Run runs workload through pgx stdlib on the primary and through pgwait on
 // the primary and the replica, each on a fresh database, and fails t on any
 // step whose outcome differs and Deliberate does not list under opts.Name.
-// pgwait must have served reads on the replica, with no wait timed out and
-// no read fallen back to the primary. Each handle is limited to one
+// pgwait must have served reads on the replica, some of them after waiting
+// for it, with no wait timed out and no read fallen back to the primary. Each handle is limited to one
 // connection. It returns an error wrapping ErrOpen, without running
 // anything, when a side cannot be opened.
 func Run(t *testing.T, opts Options, workload func(t *testing.T, db *sql.DB, tr *Transcript)) error {
@@ -257,6 +257,7 @@ func Run(t *testing.T, opts Options, workload func(t *testing.T, db *sql.DB, tr 
 	require.Positive(t, d.ReplicaReads, "pgwait served no read of the workload on the replica")
 	require.Zero(t, d.WaitTimeouts, "pgwait's waits timed out")
 	require.Zero(t, d.Fallbacks, "pgwait's reads fell back to the primary")
+	require.Positive(t, d.Waits, "no read of pgwait's waited for the replica: the workload does not show read-your-writes")
 	if os.Getenv("PGWAIT_DIFF_TRANSCRIPT") != "" {
 		t.Logf("pgwait's transcript:\n%s", &got)
 	}
