@@ -3,5 +3,7 @@
 // real primary and replica, show read-your-writes through
 // entsql.OpenDB(dialect.Postgres, db) with the reads served by the replica.
 // Generated ent clients call the same driver methods (Exec, Query, Tx,
-// BeginTx). It has no code of its own.
+// BeginTx). Its differential test (diff_test.go) runs one ent workload through
+// pgx stdlib and through pgwait and compares every outcome (see
+// internal/difftest). It has no code of its own.
 package entcompat
