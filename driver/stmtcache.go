@@ -108,6 +108,7 @@ func (s *side) invalidate(sql string) {
 func (s *side) forget(sql string, err error) {
 	if err != nil {
 		s.invalidate(sql)
+		delete(s.described, sql)
 	}
 }
 

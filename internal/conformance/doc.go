@@ -2,8 +2,10 @@
 // database/sql operations runs through pgx stdlib, straight to the primary,
 // and through pgwait over a primary and a replica (reads really served by
 // the replica), and the outcomes are compared value by value and error by
-// error (SQLSTATE and message). Any difference fails, except the deliberate
-// ones listed in Deliberate, each with its reason.
+// error (SQLSTATE and message), in each of pgx's query exec modes
+// (default_query_exec_mode, the same for both drivers). Any difference
+// fails, except the deliberate ones listed in Deliberate and DeliberateIn,
+// each with its reason.
 //
 // The package holds only tests and the list; it needs PostgreSQL 19 (see
 // internal/pgtest) and skips without it, unless PGWAIT_REQUIRE_PG=1.
@@ -38,4 +40,20 @@ var Deliberate = map[string]string{
 	"pg_prepared_statements after Prepare": "reads go to a replica, whose session is " +
 		"not the primary's: session views (pg_prepared_statements, pg_cursors) show the " +
 		"replica session. Read them with pgwait.OnPrimary.",
+}
+
+// DeliberateIn lists, by exec mode, how the deliberate differences of
+// Deliberate change in that mode: a case with a reason differs in that
+// mode for that reason (in addition to, or instead of, Deliberate's); a case
+// with the empty reason does not differ in that mode.
+var DeliberateIn = map[string]map[string]string{}
+
+// deliberate returns the reason why a case differs on purpose in an exec
+// mode, if it does.
+func deliberate(mode, name string) (string, bool) {
+	if reason, ok := DeliberateIn[mode][name]; ok {
+		return reason, reason != ""
+	}
+	reason, ok := Deliberate[name]
+	return reason, ok
 }

@@ -1,0 +1,215 @@
+package driver_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgwait/pgwait"
+	pgwaitdriver "github.com/pgwait/pgwait/driver"
+	"github.com/pgwait/pgwait/internal/pgtest"
+)
+
+// execModes are pgx's query exec modes, as default_query_exec_mode spells
+// them.
+var execModes = []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"}
+
+// namedStatements counts the named prepared statements of conn's sessions
+// on the primary and on its replica, read with the simple protocol (which
+// prepares nothing).
+func namedStatements(t *testing.T, ctx context.Context, conn *sql.Conn) (primary, replica int) {
+	t.Helper()
+	const q = "SELECT count(*) FROM pg_prepared_statements"
+	require.NoError(t, conn.Raw(func(dc any) error {
+		c := dc.(*pgwaitdriver.Conn)
+		p, err := c.Primary(ctx)
+		if err != nil {
+			return err
+		}
+		if err := p.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&primary); err != nil {
+			return err
+		}
+		r, err := c.Replica(ctx)
+		if err != nil {
+			return err
+		}
+		return r.QueryRow(ctx, q, pgx.QueryExecModeSimpleProtocol).Scan(&replica)
+	}))
+	return primary, replica
+}
+
+// TestExecModes: in each exec mode, writes of every capture shape read
+// their LSN (Stats.Writes), the reads after them wait on the replica
+// (Stats.Waits) and see them there (Stats.ReplicaReads), and outside
+// cache_statement no named prepared statement is left on either server.
+func TestExecModes(t *testing.T) {
+	c := shared(t)
+	for _, mode := range execModes {
+		t.Run(mode, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := open(t, c, "default_query_exec_mode="+mode, "pgwait_wait_timeout=10s", "pgwait_on_timeout=error")
+			tbl := table(t, db)
+			conn, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			before := stats(t, db)
+			read := func(v string) (n int, onReplica bool) {
+				t.Helper()
+				require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = $1", v).Scan(&n, &onReplica))
+				return n, onReplica
+			}
+			check := func(what, v string) {
+				t.Helper()
+				n, onReplica := read(v)
+				assert.Equal(t, 1, n, "%s: the read sees the write", what)
+				assert.True(t, onReplica, "%s: the replica serves the read", what)
+			}
+
+			// One data statement: BEGIN, statement, COMMIT, LSN.
+			_, err = conn.ExecContext(ctx, "INSERT INTO "+tbl+" (v, n) VALUES ($1, $2)", "it's; -- a value", 1)
+			require.NoError(t, err)
+			check("Exec", "it's; -- a value")
+			var id int64
+			require.NoError(t, conn.QueryRowContext(ctx, "INSERT INTO "+tbl+" (v, n) VALUES ($1, $2) RETURNING id", "returning", 2).Scan(&id))
+			check("Query RETURNING", "returning")
+			// A transaction's COMMIT.
+			tx, err := conn.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			_, err = tx.ExecContext(ctx, "INSERT INTO "+tbl+" (v, n) VALUES ($1, $2)", "tx", 3)
+			require.NoError(t, err)
+			require.NoError(t, tx.Commit())
+			check("COMMIT", "tx")
+			// Anything else: the statement, then the LSN.
+			_, err = conn.ExecContext(ctx, "CREATE INDEX "+tbl+"_n ON "+tbl+" (n)")
+			require.NoError(t, err)
+			var idx int
+			require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM pg_indexes WHERE indexname = $1", tbl+"_n").Scan(&idx))
+			assert.Equal(t, 1, idx, "the read sees the DDL")
+			// A read-only transaction waits in BEGIN's round trip.
+			_, err = conn.ExecContext(ctx, "UPDATE "+tbl+" SET v = $1 WHERE id = $2", "updated", id)
+			require.NoError(t, err)
+			ro, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			require.NoError(t, err)
+			var n int
+			var onReplica bool
+			require.NoError(t, ro.QueryRowContext(ctx, "SELECT count(*), pg_is_in_recovery() FROM "+tbl+" WHERE v = $1", "updated").Scan(&n, &onReplica))
+			require.NoError(t, ro.Commit())
+			assert.Equal(t, 1, n)
+			assert.True(t, onReplica)
+
+			after := stats(t, db)
+			assert.GreaterOrEqual(t, after.Writes-before.Writes, uint64(5), "each write's LSN was read")
+			assert.GreaterOrEqual(t, after.Waits-before.Waits, uint64(4), "the reads waited on the replica")
+			assert.Zero(t, after.Fallbacks-before.Fallbacks)
+			assert.Zero(t, after.WaitTimeouts-before.WaitTimeouts)
+
+			primary, replica := namedStatements(t, ctx, conn)
+			if mode == "cache_statement" {
+				assert.NotZero(t, primary, "cache_statement prepares its statements")
+				return
+			}
+			assert.Zero(t, primary, "no named statement is left on the primary in %s", mode)
+			assert.Zero(t, replica, "no named statement is left on the replica in %s", mode)
+
+			// A Stmt is a named prepared statement in every mode, as with
+			// pgx stdlib.
+			st, err := conn.PrepareContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE n > $1")
+			require.NoError(t, err)
+			require.NoError(t, st.QueryRowContext(ctx, 0).Scan(&n))
+			assert.Equal(t, 3, n)
+			require.NoError(t, st.Close())
+		})
+	}
+}
+
+// TestExecModesReadYourWritesPaused: in each exec mode, with the replica's
+// replay paused, writes of every capture shape are followed by reads that
+// wait on the replica until replay resumes and then see them there: the
+// writes' LSNs were read after their commits.
+func TestExecModesReadYourWritesPaused(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	for _, mode := range execModes {
+		t.Run(mode, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := open(t, c, "default_query_exec_mode="+mode, "pgwait_wait_timeout=20s", "pgwait_on_timeout=error", "pgwait_health_interval=50ms")
+			tbl := table(t, db)
+			eventuallyOnReplica(t, ctx, db)
+			before := stats(t, db)
+
+			require.NoError(t, c.PauseReplay(ctx, 0))
+			resumed := make(chan struct{})
+			defer func() { <-resumed }()
+			_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", "exec")
+			require.NoError(t, err)
+			var id int64
+			require.NoError(t, db.QueryRowContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1) RETURNING id", "returning").Scan(&id))
+			tx, err := db.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			_, err = tx.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", "tx")
+			require.NoError(t, err)
+			require.NoError(t, tx.Commit())
+			_, err = db.ExecContext(ctx, "ALTER TABLE "+tbl+" ADD COLUMN late int DEFAULT 7")
+			require.NoError(t, err)
+
+			const pause = 300 * time.Millisecond
+			start := time.Now()
+			go func() {
+				defer close(resumed)
+				time.Sleep(pause)
+				assert.NoError(t, c.ResumeReplay(context.Background(), 0))
+			}()
+			var n, late int
+			var onReplica bool
+			require.NoError(t, db.QueryRowContext(ctx,
+				"SELECT count(*), min(late), bool_and(pg_is_in_recovery()) FROM "+tbl+" WHERE v = ANY($1)", []string{"exec", "returning", "tx"}).Scan(&n, &late, &onReplica))
+			waited := time.Since(start)
+			assert.Equal(t, 3, n, "the read sees every write")
+			assert.Equal(t, 7, late, "the read sees the DDL")
+			assert.True(t, onReplica, "the replica served the read, after waiting")
+			assert.GreaterOrEqual(t, waited, pause-50*time.Millisecond, "the read waited for replay to resume")
+			after := stats(t, db)
+			assert.Equal(t, before.Fallbacks, after.Fallbacks)
+			assert.Greater(t, after.Waits, before.Waits)
+		})
+	}
+}
+
+// TestExecModeSimpleProtocolErrors: in simple_protocol the caller's errors
+// come back as pgx gives them, positions included, though pgwait sends its
+// own statements in the same query.
+func TestExecModeSimpleProtocolErrors(t *testing.T) {
+	c := shared(t)
+	ctx := ctxT(t)
+	db := open(t, c, "default_query_exec_mode=simple_protocol", "pgwait_wait_timeout=10s", "pgwait_on_timeout=error")
+	std, err := sql.Open("pgx", c.PrimaryDSN()+" default_query_exec_mode=simple_protocol")
+	require.NoError(t, err)
+	defer std.Close()
+	tbl := table(t, db)
+	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", "x")
+	require.NoError(t, err)
+	for _, q := range []string{
+		"SELECT v FROM " + tbl + " WHERE v = $1 AND nosuch = 1",
+		"INSERT INTO " + tbl + " (v, nosuch) VALUES ($1, 1)",
+	} {
+		var v string
+		wantErr := std.QueryRowContext(ctx, q, "x").Scan(&v)
+		gotErr := db.QueryRowContext(ctx, q, "x").Scan(&v)
+		var want, got *pgconn.PgError
+		require.ErrorAs(t, wantErr, &want)
+		require.ErrorAs(t, gotErr, &got)
+		assert.Equal(t, want.Code, got.Code)
+		assert.Equal(t, want.Message, got.Message)
+		assert.Equal(t, want.Position, got.Position, "the error's position counts from the caller's statement")
+	}
+	_, err = db.ExecContext(pgwait.OnPrimary(ctx), "SELECT $1::int", "x")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "22P02", pgErr.Code)
+}
