@@ -219,21 +219,26 @@
 // # Differences from pgx stdlib
 //
 // pgwait behaves as pgx/v5/stdlib does, value by value and error by error;
-// internal/conformance runs the same operations through both and lists the
-// deliberate differences (conformance.Deliberate). They are:
+// internal/conformance runs the same operations through both, in each exec
+// mode, and lists the deliberate differences (conformance.Deliberate and,
+// per mode, DeliberateIn). They are:
 //
-//   - A statement whose cached plan went stale (SQLSTATE 0A000, cached plan
-//     must not change result type, after ALTER TABLE on the primary or
-//     replayed on a replica; or 26000 after a DEALLOCATE pgwait did not see)
-//     is prepared again and run again, outside a transaction block, since
-//     nothing was executed. pgx stdlib reports the error once per cached
-//     statement, and for ever for a Stmt from db.Prepare.
-//   - DISCARD ALL and DEALLOCATE ALL sent as SQL: pgwait forgets its
-//     prepared statements; pgx stdlib fails once per cached statement with
-//     26000.
+//   - In cache_statement, a statement whose cached plan went stale
+//     (SQLSTATE 0A000, cached plan must not change result type, after ALTER
+//     TABLE on the primary or replayed on a replica; or 26000 after a
+//     DEALLOCATE pgwait did not see) is prepared again and run again,
+//     outside a transaction block, since nothing was executed. pgx stdlib
+//     reports the error once per cached statement, and for ever for a Stmt
+//     from db.Prepare (in every mode).
+//   - In cache_statement, DISCARD ALL and DEALLOCATE ALL sent as SQL: pgwait
+//     forgets its prepared statements; pgx stdlib fails once per cached
+//     statement with 26000. (The other modes name no statement, and there
+//     pgwait, like pgx stdlib, reports a cached description gone stale once.)
 //   - Exec without arguments of a statement with parameters ($1) reports
-//     "expected 1 arguments, got 0"; pgx stdlib's simple protocol gets the
-//     server's 42P02.
+//     "expected 1 arguments, got 0" (in exec, the server's 08P01; in
+//     simple_protocol, for a read, pgx's "insufficient arguments"); pgx
+//     stdlib's Exec without arguments always takes the simple protocol and
+//     gets the server's 42P02.
 //   - COPY ... FROM STDIN through database/sql fails at once; pgx stdlib
 //     waits until the context ends. Use pgx's CopyFrom through sql.Conn.Raw
 //     and (*driver.Conn).Primary. COPY ... TO STDOUT runs as with pgx stdlib.
