@@ -295,8 +295,10 @@
 // in every mode, as with pgx stdlib. pgwait reaches pgx's sanitizer through
 // a pgx batch, which interpolates only on a connection whose default mode is
 // simple_protocol: a pgx.QueryExecModeSimpleProtocol argument before
-// arguments, on a connection of another mode, fails for statements that
-// pgwait sends with a wait or a capture, with an error that says so.
+// arguments, on a connection of another mode, fails with an error that says
+// so (always, so that whether it runs does not depend on replication lag).
+// The other modes, and simple_protocol without arguments, may be passed to
+// any statement.
 //
 // # Overrides
 //

@@ -662,4 +662,6 @@ func TestPgxNamedArgs(t *testing.T) {
 	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", pgx.QueryExecModeSimpleProtocol, "simple")
 	assert.ErrorContains(t, err, "default_query_exec_mode=simple_protocol",
 		"pgwait interpolates with pgx's sanitizer only on a connection whose default mode is simple_protocol")
+	err = db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE v = $1", pgx.QueryExecModeSimpleProtocol, "named").Scan(&n)
+	assert.ErrorContains(t, err, "default_query_exec_mode=simple_protocol", "refused for reads too, waited for or not")
 }

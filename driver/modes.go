@@ -300,10 +300,23 @@ func (s *side) ownLSN(ctx context.Context) (lsn.LSN, error) {
 
 // errSimpleArgs is returned for a statement with arguments sent with
 // pgx.QueryExecModeSimpleProtocol as a query argument on a connection of
-// another default mode, when pgwait must send it with its own statements.
-var errSimpleArgs = errors.New("pgwait: pgx.QueryExecModeSimpleProtocol as a query argument, with arguments, " +
-	"needs default_query_exec_mode=simple_protocol in the connection string: pgwait sends the statement " +
-	"in one simple query with its WAIT FOR LSN or LSN capture, its arguments interpolated by pgx")
+// another default mode. pgwait sends such a statement in one simple query
+// with its WAIT FOR LSN or LSN capture, its arguments interpolated by pgx's
+// sanitizer, which it reaches through a pgx batch, and pgx interpolates a
+// batch only on a connection whose default mode is simple_protocol. It is
+// refused whether or not this statement needs a wait or a capture, so that
+// whether it runs does not depend on replication lag.
+var errSimpleArgs = errors.New("pgwait: pgx.QueryExecModeSimpleProtocol as a query argument, before arguments, " +
+	"needs default_query_exec_mode=simple_protocol in the connection string (pgwait sends the statement " +
+	"with its own in one simple query, its arguments interpolated by pgx); set it there, or pass another mode")
+
+// simpleOK refuses what errSimpleArgs says.
+func (s *side) simpleOK(args []any) error {
+	if len(args) > 0 && s.mode != pgx.QueryExecModeSimpleProtocol {
+		return errSimpleArgs
+	}
+	return nil
+}
 
 // simpleArgs are the arguments with which pgx runs a statement in the
 // simple protocol on s.
@@ -317,6 +330,9 @@ func (s *side) simpleArgs(args []any) []any {
 // querySimple runs a statement through pgx in the simple protocol, as pgx
 // stdlib does: pgx interpolates the arguments and the first result is read.
 func (s *side) querySimple(ctx context.Context, sql string, args []any) (*rows, error) {
+	if err := s.simpleOK(args); err != nil {
+		return nil, err
+	}
 	pr, err := s.pgx.Query(ctx, sql, s.simpleArgs(args)...)
 	if err != nil {
 		return nil, err
@@ -331,6 +347,9 @@ func (s *side) querySimple(ctx context.Context, sql string, args []any) (*rows, 
 // execSimple runs a statement through pgx in the simple protocol and
 // returns its last command tag.
 func (s *side) execSimple(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
+	if err := s.simpleOK(args); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	return s.pgx.Exec(ctx, sql, s.simpleArgs(args)...)
 }
 
@@ -485,6 +504,9 @@ func singleStatement(sql string) bool { return classify.Classify(sql).Statements
 // error to learn the commit's LSN (0 when a transaction block stays open).
 func (s *side) captureSimple(ctx context.Context, shape captureShape, sql string, args []any, query bool,
 	use func(rr resultReader, finish func(error) (lsn.LSN, error)) error) error {
+	if err := s.simpleOK(args); err != nil {
+		return err
+	}
 	if err := s.readWALSizes(ctx); err != nil {
 		return err
 	}
