@@ -33,10 +33,9 @@ import (
 //
 // BEGIN, COMMIT and the LSN query are prepared once per connection in
 // cache_statement; in the other exec modes they are unnamed, or simple
-// queries (modes.go). The raw
-// insert position is mapped back to the end of the last record
-// (lsn.EndOfRecord), so that it never points past a page header no record
-// ends at.
+// queries (modes.go). The raw insert position is mapped back to the end of
+// the last record (lsn.EndOfRecord), so that it never points past a page
+// header no record ends at.
 
 const (
 	lsnQuery   = "SELECT pg_current_wal_insert_lsn()::text"

@@ -173,6 +173,22 @@ func TestExecModesReadYourWritesPaused(t *testing.T) {
 					require.NoError(t, err)
 				}, "SELECT count(*), bool_and(pg_is_in_recovery()) FROM " + tbl + " WHERE late = $1", 8},
 			}
+			if mode == "simple_protocol" {
+				// Several statements with arguments: one implicit
+				// transaction, its position read in a second round trip.
+				writes = append(writes, struct {
+					name  string
+					write func()
+					read  string
+					arg   any
+				}{"script with arguments", func() {
+					res, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1); UPDATE "+tbl+" SET n = 5 WHERE v = $2", "script", "script")
+					require.NoError(t, err)
+					affected, err := res.RowsAffected()
+					require.NoError(t, err)
+					assert.Equal(t, int64(1), affected)
+				}, "SELECT count(*), bool_and(pg_is_in_recovery()) FROM " + tbl + " WHERE n = $1", 5})
+			}
 			for _, w := range writes {
 				eventuallyOnReplica(t, ctx, db)
 				before := stats(t, db)
