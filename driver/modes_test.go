@@ -3,6 +3,8 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,4 +251,86 @@ func TestExecModeSimpleProtocolErrors(t *testing.T) {
 	var pgErr *pgconn.PgError
 	require.ErrorAs(t, err, &pgErr)
 	assert.Equal(t, "22P02", pgErr.Code)
+}
+
+// countingConn counts the writes on a server connection: pgconn flushes
+// what it queued once per round trip it starts.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func countingDial(dial pgconn.DialFunc) pgconn.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c}, nil
+	}
+}
+
+// TestExecModesRoundTrips counts the round trips of a write with its LSN
+// capture and of the read after it, which waits on the replica, in each
+// exec mode (statements already known to the connection): one each, two
+// in describe_exec, which describes each statement first, as pgx does.
+func TestExecModesRoundTrips(t *testing.T) {
+	c := shared(t)
+	want := map[string]int64{"cache_statement": 1, "cache_describe": 1, "describe_exec": 2, "exec": 1, "simple_protocol": 1}
+	for _, mode := range execModes {
+		t.Run(mode, func(t *testing.T) {
+			ctx := ctxT(t)
+			cfg, err := pgwait.ParseConfig(dsnFor(t, c, "default_query_exec_mode="+mode, "pgwait_wait_timeout=10s", "pgwait_on_timeout=error"))
+			require.NoError(t, err)
+			cfg.Primary.DialFunc = countingDial(cfg.Primary.DialFunc)
+			for _, r := range cfg.Replicas {
+				r.DialFunc = countingDial(r.DialFunc)
+			}
+			db := openConfig(t, cfg)
+			tbl := table(t, db)
+			conn, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			writes := func() (primary, replica int64) {
+				require.NoError(t, conn.Raw(func(dc any) error {
+					c := dc.(*pgwaitdriver.Conn)
+					p, err := c.Primary(ctx)
+					if err != nil {
+						return err
+					}
+					r, err := c.Replica(ctx)
+					if err != nil {
+						return err
+					}
+					primary = p.PgConn().Conn().(*countingConn).writes.Load()
+					replica = r.PgConn().Conn().(*countingConn).writes.Load()
+					return nil
+				}))
+				return primary, replica
+			}
+			insert := "INSERT INTO " + tbl + " (v) VALUES ($1)"
+			count := "SELECT count(*) FROM " + tbl + " WHERE v = $1"
+			var n int
+			for i, v := range []string{"warm", "measured"} {
+				p0, _ := writes()
+				_, err = conn.ExecContext(ctx, insert, v)
+				require.NoError(t, err)
+				p1, r1 := writes()
+				waits := stats(t, db).Waits
+				require.NoError(t, conn.QueryRowContext(ctx, count, v).Scan(&n))
+				_, r2 := writes()
+				assert.Equal(t, 1, n)
+				assert.Equal(t, waits+1, stats(t, db).Waits, "the read waited")
+				if i == 1 {
+					assert.Equal(t, want[mode], p1-p0, "round trips of the write and its LSN capture")
+					assert.Equal(t, want[mode], r2-r1, "round trips of the read and its wait")
+				}
+			}
+		})
+	}
 }
