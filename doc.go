@@ -292,13 +292,17 @@
 // position query) are unnamed, or simple queries in simple_protocol: no
 // named statement is left on a server, as PgBouncer in transaction pooling
 // requires. A Stmt from database/sql's Prepare is a named prepared statement
-// in every mode, as with pgx stdlib. pgwait reaches pgx's sanitizer through
-// a pgx batch, which interpolates only on a connection whose default mode is
-// simple_protocol: a pgx.QueryExecModeSimpleProtocol argument before
-// arguments, on a connection of another mode, fails with an error that says
-// so (always, so that whether it runs does not depend on replication lag).
-// The other modes, and simple_protocol without arguments, may be passed to
-// any statement.
+// in every mode, as with pgx stdlib; once closed it is deallocated on the
+// primary at once, and on a replica before that connection's next read.
+// pgwait reaches pgx's sanitizer through a pgx batch, which interpolates
+// only on a connection whose default mode is simple_protocol: a
+// pgx.QueryExecModeSimpleProtocol argument before arguments, on a
+// connection of another mode, fails with an error that says so (always, so
+// that whether it runs does not depend on replication lag). The other
+// modes, and simple_protocol without arguments, may be passed to any
+// statement. The health probes, and reads that poll (pgwait_wait_method=
+// poll, servers before 19), use the extended protocol, unnamed, in every
+// mode.
 //
 // # Overrides
 //

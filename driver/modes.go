@@ -41,7 +41,8 @@ import (
 // no named statement is left on the server (PgBouncer in transaction
 // pooling cannot keep them). A Stmt from database/sql's Prepare is a named
 // prepared statement in every mode, as with pgx stdlib, and runs as in
-// cache_statement.
+// cache_statement; once closed, a replica connection deallocates it before
+// its next read (flushStale).
 
 // modeKey is the context key of a statement's exec mode.
 type modeKey struct{}

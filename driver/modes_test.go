@@ -127,6 +127,13 @@ func TestExecModes(t *testing.T) {
 			require.NoError(t, st.QueryRowContext(ctx, 0).Scan(&n))
 			assert.Equal(t, 3, n)
 			require.NoError(t, st.Close())
+			// Closed, it is deallocated on the primary at once, and on the
+			// replica before its next read.
+			_, onReplica = read("tx")
+			assert.True(t, onReplica)
+			primary, replica = namedStatements(t, ctx, conn)
+			assert.Zero(t, primary, "a closed Stmt is deallocated on the primary")
+			assert.Zero(t, replica, "a closed Stmt is deallocated on the replica")
 		})
 	}
 }

@@ -95,7 +95,13 @@ func (s *side) query(ctx context.Context, sql string, args []any) (*rows, error)
 }
 
 func (s *side) queryOnce(ctx context.Context, sql string, args []any) (*rows, error) {
-	switch mode := s.modeFor(ctx); mode {
+	mode := s.modeFor(ctx)
+	if mode != pgx.QueryExecModeCacheStatement {
+		if err := s.flushStale(ctx); err != nil {
+			return nil, err
+		}
+	}
+	switch mode {
 	case pgx.QueryExecModeCacheStatement:
 	case pgx.QueryExecModeSimpleProtocol:
 		return s.querySimple(ctx, sql, args)
@@ -204,7 +210,13 @@ func waitSQL(target lsn.LSN, timeoutMS int64) string {
 func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string, args []any) (string, *rows, error) {
 	var send func(p *pgconn.Pipeline)
 	var convert []valueFunc
-	switch mode := s.modeFor(ctx); mode {
+	mode := s.modeFor(ctx)
+	if mode != pgx.QueryExecModeCacheStatement {
+		if err := s.flushStale(ctx); err != nil {
+			return "", nil, err
+		}
+	}
+	switch mode {
 	case pgx.QueryExecModeSimpleProtocol:
 		return s.waitQuerySimple(ctx, target, timeoutMS, sql, args)
 	case pgx.QueryExecModeCacheStatement:
