@@ -625,8 +625,8 @@ func (c *Config) Validate() error {
 
 // checkConn refuses server settings pgwait cannot run with.
 func checkConn(what string, cc *pgx.ConnConfig) error {
-	if cc.DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
-		return fmt.Errorf("pgwait: %s: default_query_exec_mode=%s is not supported: pgwait sends statements with the extended protocol and caches them per connection; remove the setting", what, cc.DefaultQueryExecMode)
+	if m := cc.DefaultQueryExecMode; m < pgx.QueryExecModeCacheStatement || m > pgx.QueryExecModeSimpleProtocol {
+		return fmt.Errorf("pgwait: %s: DefaultQueryExecMode %d is none of pgx's modes: set default_query_exec_mode in the connection string (cache_statement, cache_describe, describe_exec, exec or simple_protocol)", what, m)
 	}
 	for k := range cc.RuntimeParams {
 		if strings.HasPrefix(k, ownPrefix) {

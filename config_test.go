@@ -82,6 +82,42 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestParseConfigExecModes: every pgx query exec mode is accepted, for the
+// primary and the replicas it gives its settings to, and survives a
+// FormatDSN round trip.
+func TestParseConfigExecModes(t *testing.T) {
+	modes := map[string]pgx.QueryExecMode{
+		"cache_statement": pgx.QueryExecModeCacheStatement,
+		"cache_describe":  pgx.QueryExecModeCacheDescribe,
+		"describe_exec":   pgx.QueryExecModeDescribeExec,
+		"exec":            pgx.QueryExecModeExec,
+		"simple_protocol": pgx.QueryExecModeSimpleProtocol,
+	}
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			c, err := pgwait.ParseConfig("postgres://app:hunter2@db1/app?default_query_exec_mode=" + name + "&pgwait_replicas=db2,db3:5433")
+			require.NoError(t, err)
+			assert.Equal(t, mode, c.Primary.DefaultQueryExecMode)
+			require.Len(t, c.Replicas, 2)
+			for _, r := range c.Replicas {
+				assert.Equal(t, mode, r.DefaultQueryExecMode, "a replica inherits the primary's mode")
+			}
+			require.NoError(t, c.Validate())
+			roundTrip(t, c)
+			dsn, err := c.FormatDSN()
+			require.NoError(t, err)
+			back, err := pgwait.ParseConfig(dsn)
+			require.NoError(t, err)
+			assert.Equal(t, mode, back.Primary.DefaultQueryExecMode)
+		})
+	}
+	c, err := pgwait.ParseConfig("postgres://app@db1/app")
+	require.NoError(t, err)
+	c.Replicas = append(c.Replicas, c.Primary.Copy())
+	c.Replicas[0].DefaultQueryExecMode = 0
+	assert.ErrorContains(t, c.Validate(), "default_query_exec_mode")
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		dsn, want string
@@ -94,7 +130,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"postgres://app:hunter2@db1/app?pgwait_replica=db2", `unknown setting "pgwait_replica"`},
 		{"postgres://app:hunter2@db1/app?pgwait_replicas=db2:notaport", "port"},
 		{"postgres://app:hunter2@db1/app?pgwait_replicas=db2:0", "port"},
-		{"postgres://app:hunter2@db1/app?default_query_exec_mode=simple_protocol", "not supported"},
+		{"postgres://app:hunter2@db1/app?default_query_exec_mode=prepare", "default_query_exec_mode"},
 		{"postgres://app:hunter2@db1:99999999/app", "primary"},
 		{"host=db1 password=hunter2 port=x", "primary"},
 	}

@@ -235,21 +235,26 @@
 // # Differences from pgx stdlib
 //
 // pgwait behaves as pgx/v5/stdlib does, value by value and error by error;
-// internal/conformance runs the same operations through both and lists the
-// deliberate differences (conformance.Deliberate). They are:
+// internal/conformance runs the same operations through both, in each exec
+// mode, and lists the deliberate differences (conformance.Deliberate and,
+// per mode, DeliberateIn). They are:
 //
-//   - A statement whose cached plan went stale (SQLSTATE 0A000, cached plan
-//     must not change result type, after ALTER TABLE on the primary or
-//     replayed on a replica; or 26000 after a DEALLOCATE pgwait did not see)
-//     is prepared again and run again, outside a transaction block, since
-//     nothing was executed. pgx stdlib reports the error once per cached
-//     statement, and for ever for a Stmt from db.Prepare.
-//   - DISCARD ALL and DEALLOCATE ALL sent as SQL: pgwait forgets its
-//     prepared statements; pgx stdlib fails once per cached statement with
-//     26000.
+//   - In cache_statement, a statement whose cached plan went stale
+//     (SQLSTATE 0A000, cached plan must not change result type, after ALTER
+//     TABLE on the primary or replayed on a replica; or 26000 after a
+//     DEALLOCATE pgwait did not see) is prepared again and run again,
+//     outside a transaction block, since nothing was executed. pgx stdlib
+//     reports the error once per cached statement, and for ever for a Stmt
+//     from db.Prepare (in every mode).
+//   - In cache_statement, DISCARD ALL and DEALLOCATE ALL sent as SQL: pgwait
+//     forgets its prepared statements; pgx stdlib fails once per cached
+//     statement with 26000. (The other modes name no statement, and there
+//     pgwait, like pgx stdlib, reports a cached description gone stale once.)
 //   - Exec without arguments of a statement with parameters ($1) reports
-//     "expected 1 arguments, got 0"; pgx stdlib's simple protocol gets the
-//     server's 42P02.
+//     "expected 1 arguments, got 0" (in exec, the server's 08P01; in
+//     simple_protocol, for a read, pgx's "insufficient arguments"); pgx
+//     stdlib's Exec without arguments always takes the simple protocol and
+//     gets the server's 42P02.
 //   - COPY ... FROM STDIN through database/sql fails at once; pgx stdlib
 //     waits until the context ends. Use pgx's CopyFrom through sql.Conn.Raw
 //     and (*driver.Conn).Primary. COPY ... TO STDOUT runs as with pgx stdlib.
@@ -259,9 +264,61 @@
 //     routed to a replica show the replica's session.
 //   - sql.Conn.Raw hands out pgwait's *driver.Conn, not a *stdlib.Conn; its
 //     Primary and Replica methods give each server's *pgx.Conn.
-//   - Only pgx's default query exec mode (cache_statement) is supported, and
-//     pgx.QueryExecMode and result-format options are refused as query
-//     arguments.
+//   - pgx.QueryResultFormats and QueryResultFormatsByOID are refused as
+//     query arguments. A pgx.QueryExecModeSimpleProtocol argument before
+//     arguments needs default_query_exec_mode=simple_protocol (see Query
+//     exec modes).
+//   - In cache_describe and describe_exec a described statement is executed
+//     by sending its text again, unnamed, with the described parameter
+//     types, rather than by binding the unnamed statement described (pgx):
+//     the same plan and outcome, and pgwait's own statements can share the
+//     round trip (a pooler may also switch server connections in between).
+//
+// # Query exec modes
+//
+// default_query_exec_mode in the connection string (or a pgx.QueryExecMode
+// passed as a statement's first argument, as with pgx) chooses how
+// statements reach the servers, as with pgx stdlib: cache_statement (the
+// default), cache_describe, describe_exec, exec or simple_protocol; the
+// replicas given by host inherit the primary's. The last ones are what
+// PgBouncer in transaction pooling, or an ORM (GORM's PreferSimpleProtocol),
+// asks for. In every mode a read's WAIT FOR LSN rides in the read's own
+// round trip, and a write's WAL position is read after its commit in the
+// write's round trip:
+//
+//   - cache_statement: each statement is prepared under a name once per
+//     connection; a read is WAIT FOR LSN, Bind, Execute: one round trip (two
+//     the first time, the statement prepared after the wait).
+//   - cache_describe: each statement is described once per connection (with
+//     the unnamed statement), then sent unnamed with the described parameter
+//     types behind the wait: one round trip (two the first time).
+//   - describe_exec: the statement is described each time, after the wait,
+//     then executed: two round trips, as with pgx.
+//   - exec: unnamed, parameter types chosen from the Go values, text
+//     formats: one round trip.
+//   - simple_protocol: pgx's own sanitizer interpolates the arguments; a
+//     read is "WAIT FOR LSN ...; <statement>" sent as one simple query, the
+//     first result being the wait's; a single data statement is written as
+//     "BEGIN; <statement>; COMMIT; SELECT pg_current_wal_insert_lsn()" in
+//     one simple query; any other statement runs alone and the position is
+//     read in a second round trip (a script is one implicit transaction,
+//     whose position could only be read before its commit).
+//
+// Outside cache_statement pgwait's own statements (BEGIN, COMMIT, the
+// position query) are unnamed, or simple queries in simple_protocol: no
+// named statement is left on a server, as PgBouncer in transaction pooling
+// requires. A Stmt from database/sql's Prepare is a named prepared statement
+// in every mode, as with pgx stdlib; once closed it is deallocated on the
+// primary at once, and on a replica before that connection's next read.
+// pgwait reaches pgx's sanitizer through a pgx batch, which interpolates
+// only on a connection whose default mode is simple_protocol: a
+// pgx.QueryExecModeSimpleProtocol argument before arguments, on a
+// connection of another mode, fails with an error that says so (always, so
+// that whether it runs does not depend on replication lag). The other
+// modes, and simple_protocol without arguments, may be passed to any
+// statement. The health probes, and reads that poll (pgwait_wait_method=
+// poll, servers before 19), use the extended protocol, unnamed, in every
+// mode.
 //
 // # Overrides
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwait/pgwait/internal/lsn"
@@ -30,10 +31,11 @@ import (
 // what it saw, so that later reads on a replica never go back in time
 // (monotonic reads).
 //
-// BEGIN, COMMIT and the LSN query are prepared once per connection. The raw
-// insert position is mapped back to the end of the last record
-// (lsn.EndOfRecord), so that it never points past a page header no record
-// ends at.
+// BEGIN, COMMIT and the LSN query are prepared once per connection in
+// cache_statement; in the other exec modes they are unnamed, or simple
+// queries (modes.go). The raw insert position is mapped back to the end of
+// the last record (lsn.EndOfRecord), so that it never points past a page
+// header no record ends at.
 
 const (
 	lsnQuery   = "SELECT pg_current_wal_insert_lsn()::text"
@@ -54,6 +56,9 @@ var captureNames = [3]string{"pgwait_begin", "pgwait_commit", "pgwait_lsn"}
 // (closing a missing statement is no error), so that statements left by an
 // earlier preparation never clash.
 func (s *side) prepareCapture(ctx context.Context) error {
+	if !s.ownNamed() {
+		return s.readWALSizes(ctx) // no named statement outside cache_statement (modes.go)
+	}
 	if s.capture.lsn != nil {
 		return nil
 	}
@@ -122,27 +127,45 @@ const (
 )
 
 // startCapture sends a write and its LSN capture in one round trip and
-// returns the pipeline with the statement's result next in line.
-func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any) (*pgconn.Pipeline, *stmt, error) {
+// returns the pipeline with the statement's result next in line. The
+// statement goes as its exec mode says (modes.go), after its description
+// in cache_describe (first use) and describe_exec; BEGIN, COMMIT and the
+// LSN query are prepared in cache_statement, unnamed otherwise. query is
+// set when the statement's rows are read.
+func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any, query bool) (*pgconn.Pipeline, *stmt, error) {
 	if err := s.prepareCapture(ctx); err != nil {
 		return nil, nil, err
 	}
-	st, err := s.bind(ctx, sql, args)
-	if err != nil {
-		return nil, nil, err
+	var send func(p *pgconn.Pipeline)
+	st := &stmt{}
+	if mode := s.modeFor(ctx); mode == pgx.QueryExecModeCacheStatement {
+		var err error
+		if st, err = s.bind(ctx, sql, args); err != nil {
+			return nil, nil, err
+		}
+		send = func(p *pgconn.Pipeline) {
+			p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+		}
+	} else {
+		u, err := s.bindMode(ctx, mode, sql, args, query)
+		if err != nil {
+			s.forget(sql, err)
+			return nil, nil, err
+		}
+		send = u.send
 	}
 	p := s.pg.StartPipeline(ctx)
 	if shape == inBlock {
-		p.SendQueryStatement(s.capture.begin, nil, nil, nil)
+		sendOwn(p, s.capture.begin, "BEGIN")
 	}
-	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	send(p)
 	switch shape {
 	case inBlock:
-		p.SendQueryStatement(s.capture.commit, nil, nil, nil)
+		sendOwn(p, s.capture.commit, "COMMIT")
 	case separateSync:
 		p.SendPipelineSync()
 	}
-	p.SendQueryStatement(s.capture.lsn, nil, nil, nil)
+	sendOwn(p, s.capture.lsn, lsnQuery)
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return nil, nil, err
@@ -241,7 +264,7 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 
 // readLSN reads an LSN query's result and maps the insert position to the
 // end of the last record.
-func (s *side) readLSN(rr *pgconn.ResultReader) (lsn.LSN, error) {
+func (s *side) readLSN(rr resultReader) (lsn.LSN, error) {
 	var text string
 	for rr.NextRow() {
 		text = string(rr.Values()[0])
@@ -271,7 +294,10 @@ func (s *side) execCapture(ctx context.Context, shape captureShape, sql string, 
 }
 
 func (s *side) execCaptureOnce(ctx context.Context, shape captureShape, sql string, args []any) (pgconn.CommandTag, lsn.LSN, error) {
-	p, _, err := s.startCapture(ctx, shape, sql, args)
+	if s.modeFor(ctx) == pgx.QueryExecModeSimpleProtocol {
+		return s.execCaptureSimple(ctx, shape, sql, args)
+	}
+	p, _, err := s.startCapture(ctx, shape, sql, args, false)
 	if err != nil {
 		return pgconn.CommandTag{}, 0, err
 	}
@@ -314,7 +340,10 @@ func (s *side) queryCapture(ctx context.Context, shape captureShape, sql string,
 }
 
 func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql string, args []any, done func(lsn.LSN, error)) (*rows, error) {
-	p, st, err := s.startCapture(ctx, shape, sql, args)
+	if s.modeFor(ctx) == pgx.QueryExecModeSimpleProtocol {
+		return s.queryCaptureSimple(ctx, shape, sql, args, done)
+	}
+	p, st, err := s.startCapture(ctx, shape, sql, args, true)
 	if err != nil {
 		return nil, err
 	}
@@ -344,12 +373,15 @@ func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql str
 // commitCapture commits the open transaction and reads the commit's LSN, in
 // one round trip.
 func (s *side) commitCapture(ctx context.Context) (lsn.LSN, error) {
+	if s.mode == pgx.QueryExecModeSimpleProtocol {
+		return s.commitSimple(ctx)
+	}
 	if err := s.prepareCapture(ctx); err != nil {
 		return 0, err
 	}
 	p := s.pg.StartPipeline(ctx)
-	p.SendQueryStatement(s.capture.commit, nil, nil, nil)
-	p.SendQueryStatement(s.capture.lsn, nil, nil, nil)
+	sendOwn(p, s.capture.commit, "COMMIT")
+	sendOwn(p, s.capture.lsn, lsnQuery)
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return 0, err
@@ -391,7 +423,7 @@ func (s *side) execScriptCapture(ctx context.Context, sql string) (pgconn.Comman
 	if s.pg.TxStatus() != 'I' {
 		return tag, 0, nil // the script opened a transaction: its COMMIT will be captured
 	}
-	l, err := s.readLSN(s.pg.ExecStatement(ctx, s.capture.lsn, nil, nil, nil))
+	l, err := s.ownLSN(ctx)
 	if err != nil {
 		return tag, 0, fmt.Errorf("pgwait: the script committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
 	}

@@ -300,7 +300,7 @@ func (c *Conn) IsValid() bool {
 
 // ExecContext runs a statement that returns no rows.
 func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Result, error) {
-	query, args, err := arguments(ctx, query, named)
+	ctx, query, args, err := arguments(ctx, query, named)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +328,7 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 
 // QueryContext runs a statement that returns rows.
 func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Rows, error) {
-	query, args, err := arguments(ctx, query, named)
+	ctx, query, args, err := arguments(ctx, query, named)
 	if err != nil {
 		return nil, err
 	}
@@ -348,27 +348,41 @@ func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver
 	return c.queryPrimary(ctx, cls, query, args)
 }
 
-// arguments turns database/sql arguments into pgx arguments, applying a pgx
-// QueryRewriter (such as pgx.NamedArgs) passed as the first one.
-func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) (string, []any, error) {
+// arguments turns database/sql arguments into pgx arguments, applying the
+// pgx options that lead them, as pgx does: a QueryRewriter (such as
+// pgx.NamedArgs) rewrites the query, and a QueryExecMode runs the
+// statement in that mode (returned in ctx; modes.go).
+func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) (context.Context, string, []any, error) {
 	args := make([]any, len(named))
 	for i, nv := range named {
 		args[i] = nv.Value
 	}
-	if len(args) == 0 {
-		return query, args, nil
-	}
-	switch opt := args[0].(type) {
-	case pgx.QueryRewriter:
-		q, a, err := opt.RewriteQuery(ctx, nil, query, args[1:])
-		if err != nil {
-			return "", nil, fmt.Errorf("rewrite query failed: %w", err)
+	var rewriter pgx.QueryRewriter
+options:
+	for len(args) > 0 {
+		switch opt := args[0].(type) {
+		case pgx.QueryExecMode:
+			if !validMode(opt) {
+				return ctx, "", nil, fmt.Errorf("unknown QueryExecMode: %v", opt)
+			}
+			ctx = withExecMode(ctx, opt)
+		case pgx.QueryRewriter:
+			rewriter = opt
+		case pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return ctx, "", nil, fmt.Errorf("pgwait: pgx option %T is not supported as a query argument; pgwait chooses result formats as pgx stdlib does", opt)
+		default:
+			break options
 		}
-		return q, a, nil
-	case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
-		return "", nil, fmt.Errorf("pgwait: pgx option %T is not supported as a query argument; pgwait chooses the protocol itself", opt)
+		args = args[1:]
 	}
-	return query, args, nil
+	if rewriter != nil {
+		q, a, err := rewriter.RewriteQuery(ctx, nil, query, args)
+		if err != nil {
+			return ctx, "", nil, fmt.Errorf("rewrite query failed: %w", err)
+		}
+		return ctx, q, a, nil
+	}
+	return ctx, query, args, nil
 }
 
 func result(tag pgconn.CommandTag, err error) (sqldriver.Result, error) {

@@ -656,5 +656,12 @@ func TestPgxNamedArgs(t *testing.T) {
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE v = @v", pgx.NamedArgs{"v": "named"}).Scan(&n))
 	assert.Equal(t, 7, n, "pgx.NamedArgs rewrites the query, as with pgx stdlib")
 	_, err = db.ExecContext(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol)
-	assert.ErrorContains(t, err, "not supported")
+	assert.NoError(t, err, "a QueryExecMode argument picks the statement's mode")
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE v = @v", pgx.QueryExecModeExec, pgx.NamedArgs{"v": "named"}).Scan(&n))
+	assert.Equal(t, 7, n)
+	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", pgx.QueryExecModeSimpleProtocol, "simple")
+	assert.ErrorContains(t, err, "default_query_exec_mode=simple_protocol",
+		"pgwait interpolates with pgx's sanitizer only on a connection whose default mode is simple_protocol")
+	err = db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE v = $1", pgx.QueryExecModeSimpleProtocol, "named").Scan(&n)
+	assert.ErrorContains(t, err, "default_query_exec_mode=simple_protocol", "refused for reads too, waited for or not")
 }

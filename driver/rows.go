@@ -103,10 +103,32 @@ func scanValuer[T any, P interface {
 	}
 }
 
-// rows is a database/sql result read straight from pgconn. It is used for
-// every query pgwait runs, plain or pipelined behind a WAIT FOR LSN.
+// resultReader is one statement's result: a *pgconn.ResultReader, or a
+// pgx.Rows read through pgxResult (the simple protocol's, whose arguments
+// pgx interpolates).
+type resultReader interface {
+	NextRow() bool
+	Values() [][]byte
+	FieldDescriptions() []pgconn.FieldDescription
+	Close() (pgconn.CommandTag, error)
+}
+
+// pgxResult reads a pgx.Rows as a resultReader.
+type pgxResult struct{ r pgx.Rows }
+
+func (p pgxResult) NextRow() bool                                { return p.r.Next() }
+func (p pgxResult) Values() [][]byte                             { return p.r.RawValues() }
+func (p pgxResult) FieldDescriptions() []pgconn.FieldDescription { return p.r.FieldDescriptions() }
+func (p pgxResult) Close() (pgconn.CommandTag, error) {
+	p.r.Close()
+	return p.r.CommandTag(), p.r.Err()
+}
+
+// rows is a database/sql result read straight from pgconn (or, in the
+// simple protocol, from pgx). It is used for every query pgwait runs, plain
+// or behind a WAIT FOR LSN.
 type rows struct {
-	rr      *pgconn.ResultReader
+	rr      resultReader
 	typeMap *pgtype.Map
 	fields  []pgconn.FieldDescription
 	convert []valueFunc
@@ -123,7 +145,7 @@ type rows struct {
 	err    error
 }
 
-func newRows(rr *pgconn.ResultReader, m *pgtype.Map, convert []valueFunc, finish func(pgconn.CommandTag, error) error) *rows {
+func newRows(rr resultReader, m *pgtype.Map, convert []valueFunc, finish func(pgconn.CommandTag, error) error) *rows {
 	r := &rows{rr: rr, typeMap: m, fields: rr.FieldDescriptions(), finish: finish}
 	r.convert = convert
 	if r.convert == nil || len(r.convert) != len(r.fields) {

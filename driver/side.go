@@ -28,6 +28,11 @@ type side struct {
 	cache stmtCache // stmtcache.go
 	eqb   pgx.ExtendedQueryBuilder
 
+	// mode is the connection's default_query_exec_mode (modes.go);
+	// described caches statement descriptions in cache_describe.
+	mode      pgx.QueryExecMode
+	described map[string]*pgconn.StatementDescription
+
 	// capture holds what LSN capture prepares on a primary connection.
 	capture captureStmts
 	major   int // server major version
@@ -36,6 +41,7 @@ type side struct {
 func newSide(std *stdlib.Conn, rep *replica) *side {
 	s := &side{std: std, pgx: std.Conn(), pg: std.Conn().PgConn(), rep: rep}
 	s.major = serverMajor(s.pg.ParameterStatus("server_version"))
+	s.mode = s.pgx.Config().DefaultQueryExecMode
 	return s
 }
 
@@ -89,6 +95,19 @@ func (s *side) query(ctx context.Context, sql string, args []any) (*rows, error)
 }
 
 func (s *side) queryOnce(ctx context.Context, sql string, args []any) (*rows, error) {
+	mode := s.modeFor(ctx)
+	if mode != pgx.QueryExecModeCacheStatement {
+		if err := s.flushStale(ctx); err != nil {
+			return nil, err
+		}
+	}
+	switch mode {
+	case pgx.QueryExecModeCacheStatement:
+	case pgx.QueryExecModeSimpleProtocol:
+		return s.querySimple(ctx, sql, args)
+	default:
+		return s.queryUnnamed(ctx, mode, sql, args)
+	}
 	st, err := s.bind(ctx, sql, args)
 	if err != nil {
 		return nil, err
@@ -116,6 +135,13 @@ func (s *side) exec(ctx context.Context, sql string, args []any) (pgconn.Command
 }
 
 func (s *side) execOnce(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
+	switch mode := s.modeFor(ctx); mode {
+	case pgx.QueryExecModeCacheStatement:
+	case pgx.QueryExecModeSimpleProtocol:
+		return s.execSimple(ctx, sql, args)
+	default:
+		return s.execUnnamed(ctx, mode, sql, args)
+	}
 	st, err := s.bind(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
@@ -172,33 +198,73 @@ func waitSQL(target lsn.LSN, timeoutMS int64) string {
 
 // waitQuery sends WAIT FOR LSN and the query in one round trip. When the
 // wait succeeds it returns the query's rows; otherwise it drains the query's
-// result and returns only the status.
+// result and returns only the status. The query goes as its exec mode says
+// (modes.go).
 //
-// A statement the connection has not prepared yet is prepared in the wait's
-// round trip, after the wait (before it, the replica may not know the tables
-// it names yet), and run in a second one. A statement whose cached plan went
-// stale (the replica replayed a schema change) is prepared again and run
-// again, without waiting again: the wait succeeded.
+// A statement the connection has not prepared (or, in cache_describe and
+// describe_exec, described) yet is prepared in the wait's round trip, after
+// the wait (before it, the replica may not know the tables it names yet),
+// and run in a second one. A statement whose cached plan went stale (the
+// replica replayed a schema change) is prepared again and run again,
+// without waiting again: the wait succeeded.
 func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string, args []any) (string, *rows, error) {
-	st := s.lookup(sql)
-	if st == nil {
-		status, err := s.waitPrepare(ctx, target, timeoutMS, sql)
-		if err != nil || status != waitSuccess {
-			return status, nil, err
+	var send func(p *pgconn.Pipeline)
+	var convert []valueFunc
+	mode := s.modeFor(ctx)
+	if mode != pgx.QueryExecModeCacheStatement {
+		if err := s.flushStale(ctx); err != nil {
+			return "", nil, err
 		}
-		r, err := s.query(ctx, sql, args)
-		return status, r, err
 	}
-	if len(st.sd.ParamOIDs) != len(args) {
-		return "", nil, fmt.Errorf("expected %d arguments, got %d", len(st.sd.ParamOIDs), len(args))
-	}
-	if err := s.eqb.Build(s.pgx.TypeMap(), st.sd, args); err != nil {
-		return "", nil, err
+	switch mode {
+	case pgx.QueryExecModeSimpleProtocol:
+		return s.waitQuerySimple(ctx, target, timeoutMS, sql, args)
+	case pgx.QueryExecModeCacheStatement:
+		st := s.lookup(sql)
+		if st == nil {
+			status, err := s.waitPrepare(ctx, target, timeoutMS, sql)
+			if err != nil || status != waitSuccess {
+				return status, nil, err
+			}
+			r, err := s.query(ctx, sql, args)
+			return status, r, err
+		}
+		if len(st.sd.ParamOIDs) != len(args) {
+			return "", nil, fmt.Errorf("expected %d arguments, got %d", len(st.sd.ParamOIDs), len(args))
+		}
+		if err := s.eqb.Build(s.pgx.TypeMap(), st.sd, args); err != nil {
+			return "", nil, err
+		}
+		send = func(p *pgconn.Pipeline) {
+			p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+		}
+		convert = st.convert
+	default:
+		sd, known := s.knownDescription(mode, sql)
+		if !known {
+			status, sd, err := s.waitDescribe(ctx, mode, target, timeoutMS, sql)
+			if err != nil || status != waitSuccess {
+				return status, nil, err
+			}
+			u, err := s.bindUnnamed(sd, sql, args, true)
+			if err != nil {
+				s.forget(sql, err)
+				return status, nil, err
+			}
+			r, err := s.runUnnamed(ctx, u)
+			return status, r, err
+		}
+		u, err := s.bindUnnamed(sd, sql, args, true)
+		if err != nil {
+			s.forget(sql, err)
+			return "", nil, err
+		}
+		send = u.send
 	}
 	retry := s.idle()
 	p := s.pg.StartPipeline(ctx)
 	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
-	p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	send(p)
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return "", nil, err
@@ -217,7 +283,7 @@ func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, s
 		closeAfterWait(p, nil)
 		return s.retryAfterWait(ctx, retry, status, sql, args, err)
 	}
-	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+	r := newRows(rr, s.pgx.TypeMap(), convert, func(_ pgconn.CommandTag, err error) error {
 		if res, syncErr := p.GetResults(); err == nil && (syncErr != nil || !isSync(res)) {
 			err = unexpected("sync after the query", res, syncErr)
 		}
@@ -491,5 +557,5 @@ func (s *side) currentLSN(ctx context.Context) (lsn.LSN, error) {
 	if err := s.prepareCapture(ctx); err != nil {
 		return 0, err
 	}
-	return s.readLSN(s.pg.ExecStatement(ctx, s.capture.lsn, nil, nil, nil))
+	return s.ownLSN(ctx)
 }

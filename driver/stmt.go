@@ -5,6 +5,8 @@ import (
 	sqldriver "database/sql/driver"
 	"errors"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Stmt is a prepared statement. Like pgx stdlib's, it is prepared when
@@ -68,14 +70,16 @@ func (s *Stmt) Query([]sqldriver.Value) (sqldriver.Rows, error) {
 	return nil, errors.New("pgwait: Stmt.Query is deprecated; database/sql calls QueryContext")
 }
 
-// ExecContext runs the statement as Conn.ExecContext would.
+// ExecContext runs the statement as Conn.ExecContext would, as a prepared
+// statement whatever the exec mode, as pgx stdlib does.
 func (s *Stmt) ExecContext(ctx context.Context, args []sqldriver.NamedValue) (sqldriver.Result, error) {
-	return s.conn.ExecContext(ctx, s.query, args)
+	return s.conn.ExecContext(withExecMode(ctx, pgx.QueryExecModeCacheStatement), s.query, args)
 }
 
-// QueryContext runs the statement as Conn.QueryContext would.
+// QueryContext runs the statement as Conn.QueryContext would, as a prepared
+// statement whatever the exec mode, as pgx stdlib does.
 func (s *Stmt) QueryContext(ctx context.Context, args []sqldriver.NamedValue) (sqldriver.Rows, error) {
-	return s.conn.QueryContext(ctx, s.query, args)
+	return s.conn.QueryContext(withExecMode(ctx, pgx.QueryExecModeCacheStatement), s.query, args)
 }
 
 // stmtSide is the server a Stmt is prepared on: the open transaction's, or

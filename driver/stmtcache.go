@@ -108,6 +108,7 @@ func (s *side) invalidate(sql string) {
 func (s *side) forget(sql string, err error) {
 	if err != nil {
 		s.invalidate(sql)
+		delete(s.described, sql)
 	}
 }
 
@@ -214,6 +215,36 @@ func (s *side) prepare(ctx context.Context, sql string) (*stmt, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// flushStale deallocates, in a round trip of its own, the statements
+// forgotten here that the server may still hold. In cache_statement they go
+// with the next preparation (sendPrepare); in the other exec modes no
+// preparation may come, and a Stmt closed after it ran on a replica would
+// stay there for the life of the connection.
+func (s *side) flushStale(ctx context.Context) error {
+	if len(s.cache.stale) == 0 {
+		return nil
+	}
+	if tx := s.pg.TxStatus(); tx != 'I' && tx != 'T' {
+		return nil // as sendPrepare: not in a failed transaction block
+	}
+	p := s.pg.StartPipeline(ctx)
+	for _, name := range s.cache.stale {
+		p.SendDeallocate(name)
+	}
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return err
+	}
+	for range s.cache.stale {
+		if _, err := p.GetResults(); err != nil {
+			p.Close()
+			return err
+		}
+	}
+	s.cache.stale = s.cache.stale[:0]
+	return p.Close()
 }
 
 // deallocate drops the statement for sql now, as pgx stdlib does when the

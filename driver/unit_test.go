@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -71,10 +72,37 @@ func TestBeginSQL(t *testing.T) {
 }
 
 func TestArguments(t *testing.T) {
-	q, args, err := arguments(context.Background(), "SELECT @a", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.NamedArgs{"a": 1}}})
+	bg := context.Background()
+	ctx, q, args, err := arguments(bg, "SELECT @a", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.NamedArgs{"a": 1}}})
 	require.NoError(t, err)
 	assert.Equal(t, "SELECT $1", q)
 	assert.Equal(t, []any{1}, args)
-	_, _, err = arguments(context.Background(), "SELECT 1", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.QueryExecModeSimpleProtocol}})
+	assert.Nil(t, ctx.Value(modeKey{}), "no mode unless asked for")
+
+	// A QueryExecMode, before or after a rewriter, picks the statement's
+	// mode, as with pgx.
+	ctx, q, args, err = arguments(bg, "SELECT @a", []sqldriver.NamedValue{
+		{Ordinal: 1, Value: pgx.QueryExecModeSimpleProtocol}, {Ordinal: 2, Value: pgx.NamedArgs{"a": 1}}})
+	require.NoError(t, err)
+	assert.Equal(t, "SELECT $1", q)
+	assert.Equal(t, []any{1}, args)
+	s := &side{mode: pgx.QueryExecModeCacheStatement}
+	assert.Equal(t, pgx.QueryExecModeSimpleProtocol, s.modeFor(ctx))
+	assert.Equal(t, pgx.QueryExecModeCacheStatement, s.modeFor(bg))
+	ctx, _, args, err = arguments(bg, "SELECT $1", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.QueryExecModeExec}, {Ordinal: 2, Value: 7}})
+	require.NoError(t, err)
+	assert.Equal(t, []any{7}, args)
+	assert.Equal(t, pgx.QueryExecModeExec, s.modeFor(ctx))
+
+	_, _, _, err = arguments(bg, "SELECT 1", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.QueryExecMode(42)}})
+	assert.ErrorContains(t, err, "unknown QueryExecMode")
+	_, _, _, err = arguments(bg, "SELECT 1", []sqldriver.NamedValue{{Ordinal: 1, Value: pgx.QueryResultFormats{1}}})
 	assert.ErrorContains(t, err, "not supported")
+}
+
+func TestShiftPosition(t *testing.T) {
+	err := &pgconn.PgError{Code: "42601", Position: 30}
+	assert.Equal(t, int32(10), shiftPosition(err, 20).(*pgconn.PgError).Position)
+	err = &pgconn.PgError{Code: "42601", Position: 5}
+	assert.Equal(t, int32(5), shiftPosition(err, 20).(*pgconn.PgError).Position, "a position in pgwait's own statement stays")
 }

@@ -43,25 +43,31 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// modes are pgx's query exec modes, as default_query_exec_mode spells
+// them; the table runs in each, pgx stdlib configured with the same mode.
+var modes = []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"}
+
 // handles opens pgx stdlib on the primary and pgwait on the primary and the
-// replica, and creates the shared schema through pgwait (so that pgwait's
-// reads wait for it).
-func handles(t *testing.T) (std, pw *sql.DB) {
+// replica, both in the exec mode given, and, with withSchema, creates the
+// shared schema through pgwait (so that pgwait's reads wait for it).
+func handles(t *testing.T, mode string, withSchema bool) (std, pw *sql.DB) {
 	t.Helper()
 	if cluster == nil {
 		t.Skipf("no PostgreSQL 19: %v", clusterErr)
 	}
-	std, err := sql.Open("pgx", cluster.PrimaryDSN())
+	std, err := sql.Open("pgx", cluster.PrimaryDSN()+" default_query_exec_mode="+mode)
 	require.NoError(t, err)
 	t.Cleanup(func() { std.Close() })
 	cfg, err := pgx.ParseConfig(cluster.ReplicaDSN(0))
 	require.NoError(t, err)
-	dsn := cluster.PrimaryDSN() + " pgwait_replicas=" + net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + " pgwait_wait_timeout=10s pgwait_on_timeout=error"
+	dsn := cluster.PrimaryDSN() + " default_query_exec_mode=" + mode + " pgwait_replicas=" + net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + " pgwait_wait_timeout=10s pgwait_on_timeout=error"
 	pw, err = sql.Open("pgwait", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { pw.Close() })
-	_, err = pw.Exec(schema)
-	require.NoError(t, err)
+	if withSchema {
+		_, err = pw.Exec(schema)
+		require.NoError(t, err)
+	}
 	// Each case starts on a connection of its own: session state a case
 	// leaves (LISTEN pins a pgwait connection to the primary) stays with it.
 	std.SetMaxIdleConns(0)
@@ -198,6 +204,11 @@ type testCase struct {
 	// replica is set when pgwait must serve at least one read of the case on
 	// the replica.
 	replica bool
+	// shared is set for cases that only read and leave no session state:
+	// they run one after another on one connection per driver (each text
+	// still prepared on first use, and a repeated one found cached), which
+	// keeps the table fast enough to run in every exec mode.
+	shared bool
 }
 
 func q(sql string, args ...any) func(e *env) (any, error) {
@@ -573,25 +584,64 @@ func copyCase(copySQL string) func(e *env) (any, error) {
 }
 
 func TestDifferential(t *testing.T) {
-	std, pw := handles(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	var all []testCase
-	all = append(all, literals()...)
-	all = append(all, parameters()...)
-	all = append(all, scans()...)
+	for _, reads := range [][]testCase{literals(), parameters(), scans()} {
+		for _, tc := range reads {
+			tc.shared = true
+			all = append(all, tc)
+		}
+	}
 	all = append(all, statements()...)
 	names := map[string]bool{}
-	for i, tc := range all {
+	for _, tc := range all {
 		require.False(t, names[tc.name], "duplicate case %q", tc.name)
 		names[tc.name] = true
+	}
+	for name := range Deliberate {
+		require.True(t, names[name], "Deliberate names a case that does not exist: %q", name)
+	}
+	for mode, cases := range DeliberateIn {
+		require.Contains(t, modes, mode, "DeliberateIn names a mode that does not exist")
+		for name := range cases {
+			require.True(t, names[name], "DeliberateIn[%s] names a case that does not exist: %q", mode, name)
+		}
+	}
+	for i, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			differential(t, mode, i == 0, all)
+		})
+	}
+}
+
+// differential runs the table in one exec mode.
+func differential(t *testing.T, mode string, withSchema bool, all []testCase) {
+	std, pw := handles(t, mode, withSchema)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	defer func() { t.Logf("%d cases in %s", len(all), time.Since(start).Round(time.Millisecond)) }()
+	shared := map[*sql.DB]*sql.Conn{}
+	defer func() {
+		for _, conn := range shared {
+			conn.Close()
+		}
+	}()
+	for i, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(db *sql.DB, side string) (string, uint64) {
 				t.Helper()
-				conn, err := db.Conn(ctx)
-				require.NoError(t, err)
-				defer conn.Close()
-				e := &env{ctx: ctx, db: db, conn: conn, tbl: fmt.Sprintf("conf.c%d_%s", i, side)}
+				conn := shared[db]
+				if conn == nil || !tc.shared {
+					var err error
+					conn, err = db.Conn(ctx)
+					require.NoError(t, err)
+					if tc.shared {
+						shared[db] = conn
+					} else {
+						defer conn.Close()
+					}
+				}
+				e := &env{ctx: ctx, db: db, conn: conn, tbl: fmt.Sprintf("conf.c%d_%s_%s", i, strings.ReplaceAll(mode, "_", ""), side)}
 				if tc.setup != "" {
 					_, err := conn.ExecContext(ctx, e.sql(tc.setup))
 					require.NoError(t, err)
@@ -609,16 +659,13 @@ func TestDifferential(t *testing.T) {
 			if tc.replica {
 				require.NotZero(t, onReplica, "pgwait served no read of the case on the replica")
 			}
-			if reason, ok := Deliberate[tc.name]; ok {
-				require.NotEqual(t, want, got, "listed as a deliberate difference (%s), but the outcomes are equal", reason)
+			if reason, ok := deliberate(mode, tc.name); ok {
+				require.NotEqual(t, want, got, "listed as a deliberate difference in %s (%s), but the outcomes are equal", mode, reason)
 				t.Logf("deliberate difference: %s\npgx stdlib: %s\npgwait:     %s", reason, want, got)
 				return
 			}
 			require.Equal(t, want, got, "pgx stdlib (expected) and pgwait (actual) differ")
 		})
-	}
-	for name := range Deliberate {
-		require.True(t, names[name], "Deliberate names a case that does not exist: %q", name)
 	}
 }
 

@@ -2,8 +2,10 @@
 // database/sql operations runs through pgx stdlib, straight to the primary,
 // and through pgwait over a primary and a replica (reads really served by
 // the replica), and the outcomes are compared value by value and error by
-// error (SQLSTATE and message). Any difference fails, except the deliberate
-// ones listed in Deliberate, each with its reason.
+// error (SQLSTATE and message), in each of pgx's query exec modes
+// (default_query_exec_mode, the same for both drivers). Any difference
+// fails, except the deliberate ones listed in Deliberate and DeliberateIn,
+// each with its reason.
 //
 // The package holds only tests and the list; it needs PostgreSQL 19 (see
 // internal/pgtest) and skips without it, unless PGWAIT_REQUIRE_PG=1.
@@ -38,4 +40,54 @@ var Deliberate = map[string]string{
 	"pg_prepared_statements after Prepare": "reads go to a replica, whose session is " +
 		"not the primary's: session views (pg_prepared_statements, pg_cursors) show the " +
 		"replica session. Read them with pgwait.OnPrimary.",
+}
+
+// DeliberateIn lists, by exec mode, how the deliberate differences of
+// Deliberate change in that mode: a case with a reason differs in that
+// mode for that reason (in addition to, or instead of, Deliberate's); a case
+// with the empty reason does not differ in that mode.
+var DeliberateIn = map[string]map[string]string{
+	"cache_describe": outsideCacheStatement(nil),
+	"describe_exec":  outsideCacheStatement(nil),
+	"exec": outsideCacheStatement(map[string]string{
+		"wrong argument count": "Exec without arguments of a statement with parameters: " +
+			"pgx stdlib sends it through the simple protocol and the server answers 42P02 " +
+			"(there is no parameter $1); pgwait sends it as the mode says, unnamed through the " +
+			"extended protocol, to wait or read the WAL position in the same round trip, and the " +
+			"server answers 08P01 (bind message supplies 0 parameters).",
+	}),
+	"simple_protocol": outsideCacheStatement(map[string]string{
+		"wrong argument count": "Exec without arguments of a statement with parameters, " +
+			"routed to a replica as a read: pgx stdlib's Exec sends the text as it is and the server " +
+			"answers 42P02 (there is no parameter $1); pgwait serves reads through pgx's Query, " +
+			"whose sanitizer refuses it (insufficient arguments). On the primary pgwait sends it as " +
+			"it is, as pgx stdlib does.",
+	}),
+}
+
+// outsideCacheStatement returns the differences of a mode other than
+// cache_statement: extra, and none of those that come from cache_statement's
+// named statements. pgx stdlib has no prepared statement to lose to DISCARD
+// ALL or DEALLOCATE ALL, and pgwait retries no statement that went stale
+// after DDL either (in cache_describe both report the server's 08P01, a
+// cached description that no longer fits, once).
+func outsideCacheStatement(extra map[string]string) map[string]string {
+	m := map[string]string{
+		"DISCARD ALL and DEALLOCATE ALL from the application": "",
+		"cached query after DDL":                              "",
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// deliberate returns the reason why a case differs on purpose in an exec
+// mode, if it does.
+func deliberate(mode, name string) (string, bool) {
+	if reason, ok := DeliberateIn[mode][name]; ok {
+		return reason, reason != ""
+	}
+	reason, ok := Deliberate[name]
+	return reason, ok
 }
