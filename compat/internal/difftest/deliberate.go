@@ -26,7 +26,29 @@ var Deliberate = map[string]string{
 	"bun/after migration 2: belongs-to join":  staleCachedPlan,
 	"bun/after migration 2: ScanAndCount":     staleCachedPlan,
 	"bun/after migration 2: scan into map":    staleCachedPlan,
+
+	// GORM given a bare *sql.DB passes pgx.QueryExecModeSimpleProtocol with
+	// arguments (LIMIT $1) for its migrator's column queries: on a
+	// connection of another default mode pgwait refuses it (doc.go, "Query
+	// exec modes"), so AutoMigrate of an existing table fails there, and
+	// what follows differs. Not a wanted difference: a known limitation,
+	// kept here so that the run shows when it goes away.
+	"gorm over Conn/columns of orders":                   simpleArgsRefused,
+	"gorm over Conn/AutoMigrate v2":                      simpleArgsRefused,
+	"gorm over Conn/columns of products v2":              simpleArgsRefused,
+	"gorm over Conn/v2: First product":                   simpleArgsRefused,
+	"gorm over Conn/v2: products by map":                 simpleArgsRefused,
+	"gorm over Conn/v2: products into maps":              simpleArgsRefused,
+	"gorm over Conn/v2: Create product with new columns": simpleArgsRefused,
+	"gorm over Conn/v2: FirstOrCreate map":               simpleArgsRefused,
+	"gorm over Conn/v2: too long for v1":                 simpleArgsRefused,
+	"gorm over Conn/AutoMigrate v2 again":                simpleArgsRefused,
+	"gorm over Conn/v2 again: products into maps":        simpleArgsRefused,
 }
+
+// simpleArgsRefused is the reason of the differences of GORM over a bare
+// *sql.DB.
+const simpleArgsRefused = "pgwait refuses pgx.QueryExecModeSimpleProtocol with arguments on a connection whose default_query_exec_mode is another (it sends such statements with its wait or capture through pgx's sanitizer, which it reaches only on a simple_protocol connection); open GORM with postgres.Config{DriverName: \"pgwait\"} or set default_query_exec_mode=simple_protocol."
 
 // staleCachedPlan is the reason of the differences after a schema change.
 const staleCachedPlan = "pgx stdlib reports 0A000 (cached plan must not change result type) once per connection and cached statement after a schema change; pgwait prepares the statement again and runs it, since nothing was executed (conformance.Deliberate: \"cached query after DDL\")."

@@ -318,17 +318,6 @@ func DriverName(db *sql.DB) string {
 	return "pgx"
 }
 
-// ExecModeArgument reports whether pgwait takes a pgx.QueryExecMode as a
-// query's first argument, as pgx stdlib does: nil if it does, its error if
-// not.
-func ExecModeArgument(t *testing.T) error {
-	t.Helper()
-	db, err := sql.Open("pgwait", compattest.DSN(t))
-	require.NoError(t, err)
-	defer db.Close()
-	var one int
-	return db.QueryRowContext(compattest.Ctx(t), "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one)
-}
 
 // newDatabase creates a database for one side of a run, on the primary, and
 // waits for the replica to have it when pgwait will connect to it there.
