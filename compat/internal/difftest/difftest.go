@@ -318,7 +318,6 @@ func DriverName(db *sql.DB) string {
 	return "pgx"
 }
 
-
 // newDatabase creates a database for one side of a run, on the primary, and
 // waits for the replica to have it when pgwait will connect to it there.
 func newDatabase(ctx context.Context, t *testing.T, replica bool) string {
