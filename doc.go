@@ -209,6 +209,21 @@
 // RemoveReplica takes one out (no new read starts on it; reads in progress
 // finish and its connections close as their pooled connections are reused).
 //
+// # Behind a connection pooler
+//
+// Behind PgBouncer in session pooling pgwait works as with direct
+// connections. pgwait adds the startup parameter
+// client_connection_check_interval to replica connections; a pooler that
+// refuses it (PgBouncer does, unless told to ignore it) gets connections
+// without it, from the first refusal on. In transaction pooling, where a
+// server connection serves other clients between transactions, use an exec
+// mode that leaves no named prepared statement on the server
+// (default_query_exec_mode=exec, simple_protocol or cache_describe; see
+// "Query exec modes"), and no db.Prepare, as with pgx stdlib: the default
+// cache_statement mode needs PgBouncer 1.21 or later with
+// max_prepared_statements. Tested against Debian 12's PgBouncer 1.18 in
+// session pooling and, in those three modes, transaction pooling.
+//
 // # The primary's outage
 //
 // With replicas, a pooled connection opens a server connection only when a

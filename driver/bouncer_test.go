@@ -59,3 +59,26 @@ func TestBehindPgBouncerSessionPooling(t *testing.T) {
 	assert.Positive(t, st.ReplicaReads)
 	assert.Zero(t, st.ReplicaErrors, "replica connections through PgBouncer failed")
 }
+
+// TestBehindPgBouncerTransactionPooling: in transaction pooling, where a
+// server connection serves another client between transactions, pgwait
+// works in the exec modes that leave no named statement on the server
+// (PgBouncer 1.18, Debian 12's, does not track prepared statements): reads
+// reach the replica and see the caller's writes.
+func TestBehindPgBouncerTransactionPooling(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	dsn := bouncers(t, c, "transaction")
+	for _, mode := range []string{"exec", "simple_protocol", "cache_describe"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := openDSN(t, dsn+" default_query_exec_mode="+mode)
+			db.SetMaxOpenConns(8)
+			tbl := table(t, db)
+			eventuallyOnReplica(t, ctx, db)
+			readYourWrites(t, db, tbl, mode, 100)
+			st := stats(t, db)
+			assert.Positive(t, st.ReplicaReads)
+			assert.Zero(t, st.ReplicaErrors)
+		})
+	}
+}
