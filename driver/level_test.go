@@ -34,9 +34,12 @@ func TestLevels(t *testing.T) {
 	reader := open(t, c, "pgwait_wait_timeout=200ms", "pgwait_health_interval=50ms")
 	tbl := table(t, writer)
 	eventuallyOnReplica(t, ctx, reader)
+	readV(t, pgwait.WithLevel(ctx, pgwait.Global), reader, tbl, "x") // the replica has the table
 	require.Eventually(t, func() bool {
-		_, on, _ := readV(t, pgwait.WithLevel(ctx, pgwait.BoundedStaleness(time.Second)), reader, tbl, "x")
-		return on
+		var on bool
+		var n int
+		err := reader.QueryRowContext(pgwait.WithLevel(ctx, pgwait.BoundedStaleness(time.Second)), "SELECT pg_is_in_recovery(), (SELECT count(*) FROM "+tbl+")").Scan(&on, &n)
+		return err == nil && on
 	}, 10*time.Second, 20*time.Millisecond, "the replica is measured fresh")
 
 	require.NoError(t, c.PauseReplay(ctx, 0))
@@ -96,22 +99,29 @@ func TestMaxReplicaLag(t *testing.T) {
 	ctx := ctxT(t)
 	db := open(t, c, "pgwait_max_replica_lag=300ms", "pgwait_health_interval=50ms")
 	tbl := table(t, db)
+	eventuallyOnReplica(t, ctx, db) // a read-your-writes read: the replica has the table
 	eventually := pgwait.WithLevel(ctx, pgwait.Eventual)
-	require.Eventually(t, func() bool { _, on, _ := readV(t, eventually, db, tbl, "x"); return on }, 10*time.Second, 20*time.Millisecond)
+	onReplica := func() bool {
+		var inRecovery bool
+		var n int
+		err := db.QueryRowContext(eventually, "SELECT pg_is_in_recovery(), (SELECT count(*) FROM "+tbl+")").Scan(&inRecovery, &n)
+		return err == nil && inRecovery
+	}
+	require.Eventually(t, onReplica, 10*time.Second, 20*time.Millisecond)
 
 	require.NoError(t, c.PauseReplay(ctx, 0))
 	defer c.ResumeReplay(ctx, 0)
 	require.Eventually(t, func() bool {
-		_, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES (NULL)")
-		require.NoError(t, err)
+		if _, err := db.Exec("INSERT INTO " + tbl + " (v) VALUES (NULL)"); err != nil {
+			return false
+		}
 		_, on, _ := readV(t, eventually, db, tbl, "x")
 		return !on
 	}, 10*time.Second, 50*time.Millisecond, "a replica past the lag bound serves no read, not even an eventual one")
 	assert.Positive(t, stats(t, db).LagExclusions)
 
 	require.NoError(t, c.ResumeReplay(ctx, 0))
-	require.Eventually(t, func() bool { _, on, _ := readV(t, eventually, db, tbl, "x"); return on }, 10*time.Second, 20*time.Millisecond,
-		"caught up, it serves reads again")
+	require.Eventually(t, onReplica, 10*time.Second, 20*time.Millisecond, "caught up, it serves reads again")
 }
 
 // TestWriteVisibility: a write that asks to be visible on a replica returns
