@@ -197,16 +197,9 @@ func (s *side) execUnnamed(ctx context.Context, mode pgx.QueryExecMode, sql stri
 // (unnamed), in one round trip, and returns the wait's status and, when it
 // succeeded, the description.
 func (s *side) waitDescribe(ctx context.Context, mode pgx.QueryExecMode, target lsn.LSN, timeoutMS int64, sql string) (string, *pgconn.StatementDescription, error) {
-	p := s.pg.StartPipeline(ctx)
-	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
-	p.SendPrepare("", sql, nil)
-	if err := p.Sync(); err != nil {
-		p.Close()
-		return "", nil, err
-	}
-	status, err := readWaitStatus(p)
-	if err != nil || status != waitSuccess {
-		return status, nil, closeAfterWait(p, err)
+	p, status, err := s.sendAfterWait(ctx, target, timeoutMS, func(p *pgconn.Pipeline) { p.SendPrepare("", sql, nil) })
+	if p == nil {
+		return status, nil, err
 	}
 	res, err := p.GetResults()
 	sd, ok := res.(*pgconn.StatementDescription)

@@ -262,16 +262,9 @@ func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, s
 		send = u.send
 	}
 	retry := s.idle()
-	p := s.pg.StartPipeline(ctx)
-	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
-	send(p)
-	if err := p.Sync(); err != nil {
-		p.Close()
-		return "", nil, err
-	}
-	status, err := readWaitStatus(p)
-	if err != nil || status != waitSuccess {
-		return status, nil, closeAfterWait(p, err)
+	p, status, err := s.sendAfterWait(ctx, target, timeoutMS, send)
+	if p == nil {
+		return status, nil, err
 	}
 	res, err := p.GetResults()
 	rr, ok := res.(*pgconn.ResultReader)
@@ -337,6 +330,24 @@ func (s *side) waitPrepare(ctx context.Context, target lsn.LSN, timeoutMS int64,
 		return status, unexpected("sync after prepare", res, err)
 	}
 	return status, p.Close()
+}
+
+// sendAfterWait sends WAIT FOR LSN and, after it, what send queues, in one
+// round trip, and reads the wait's status. Unless the wait succeeded, the
+// pipeline is closed and nil returned, with the status or the error.
+func (s *side) sendAfterWait(ctx context.Context, target lsn.LSN, timeoutMS int64, send func(*pgconn.Pipeline)) (*pgconn.Pipeline, string, error) {
+	p := s.pg.StartPipeline(ctx)
+	p.SendQueryParams(waitSQL(target, timeoutMS), nil, nil, nil, nil)
+	send(p)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return nil, "", err
+	}
+	status, err := readWaitStatus(p)
+	if err != nil || status != waitSuccess {
+		return nil, status, closeAfterWait(p, err)
+	}
+	return p, status, nil
 }
 
 // closeAfterWait closes a pipeline whose wait did not succeed. The statement
