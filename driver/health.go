@@ -266,7 +266,9 @@ func (h *healthChecker) primaryPosition(ctx context.Context) error {
 	if h.c.track.ObservePrimary(tracker.Epoch{System: h.system, Timeline: uint32(tli), Start: l}) {
 		h.c.stats.failovers.Add(1)
 	}
-	h.c.track.ObservePrimaryPosition(l, time.Now())
+	// The sample's time is when the query began: the position read covers
+	// every commit before it (not necessarily those until it returned).
+	h.c.track.ObservePrimaryPosition(l, began)
 	h.lastAt = began
 	return nil
 }

@@ -4,7 +4,10 @@
 // faults are injected; afterwards Check looks for reads that missed a write
 // acknowledged before they started (read-your-writes, handle scope), reads
 // that missed a write their token covers (read-your-writes through a token,
-// possibly across handles), reads that went back in time for one client
+// possibly across handles), Global reads that missed a write any handle
+// acknowledged before they started, bounded-staleness reads that missed one
+// acknowledged more than their bound before, reads that went back in time
+// for one client
 // (monotonic reads), acknowledged writes missing at the end (lost writes),
 // and reads under row-level security that returned another tenant's rows
 // (tenant leaks).
@@ -56,6 +59,10 @@ type Op struct {
 	// Global marks a read at the Global level: it must see every write any
 	// handle had acknowledged before it started.
 	Global bool
+	// Bound, for a read at BoundedStaleness(Bound), is how stale it may be:
+	// it must see every write any handle had acknowledged Bound before it
+	// started.
+	Bound time.Duration
 	// Via says how the operation was made ("insert", "SELECT f()", ...),
 	// for reports.
 	Via string
@@ -238,6 +245,11 @@ func Check(ops []Op, final map[int]int64) Report {
 		if rd.Global {
 			if want := before(allAcks[rd.Key], nanos(rd.Start), false); rd.Version < want {
 				r.Stale = append(r.Stale, Violation{rd, want, "a write some handle acknowledged before the global read started"})
+			}
+		}
+		if rd.Bound > 0 {
+			if want := before(allAcks[rd.Key], nanos(rd.Start.Add(-rd.Bound)), false); rd.Version < want {
+				r.Stale = append(r.Stale, Violation{rd, want, fmt.Sprintf("a write some handle acknowledged more than %v before the bounded read started", rd.Bound)})
 			}
 		}
 		if rd.Token != 0 {

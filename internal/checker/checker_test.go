@@ -33,6 +33,13 @@ func tenant(as string, tenants ...string) checker.Op {
 	return checker.Op{Client: 1, Kind: checker.TenantRead, Tenant: as, Tenants: tenants, Start: at(0), End: at(1)}
 }
 
+// bounded marks a read as made at BoundedStaleness of n of the tests' time
+// units.
+func bounded(n int, op checker.Op) checker.Op {
+	op.Bound = at(n).Sub(at(0))
+	return op
+}
+
 // global marks a read as made at the Global level.
 func global(op checker.Op) checker.Op {
 	op.Global = true
@@ -72,6 +79,11 @@ func TestCheck(t *testing.T) {
 		{"global read sees another handle's write", []checker.Op{w(1, 1, 3, 0, 1), global(on(1, r(2, 1, 3, 2, 3)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 		{"global read misses another handle's write", []checker.Op{w(1, 1, 3, 0, 1), global(on(1, r(2, 1, 2, 2, 3)))}, map[int]int64{1: 3}, 1, 0, 0, 0, 0},
 		{"global read may miss a concurrent write", []checker.Op{w(1, 1, 3, 0, 10), global(on(1, r(2, 1, 2, 2, 3)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
+
+		// Bounded reads see what was acknowledged at least their bound before.
+		{"bounded read sees an old enough write", []checker.Op{w(1, 1, 3, 0, 1), bounded(3, on(1, r(2, 1, 3, 5, 6)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
+		{"bounded read misses an old enough write", []checker.Op{w(1, 1, 3, 0, 1), bounded(3, on(1, r(2, 1, 2, 5, 6)))}, map[int]int64{1: 3}, 1, 0, 0, 0, 0},
+		{"bounded read may miss a recent write", []checker.Op{w(1, 1, 3, 0, 3), bounded(3, on(1, r(2, 1, 2, 5, 6)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 
 		// Tenant reads under row-level security.
 		{"tenant sees its rows", []checker.Op{tenant("a", "a", "a")}, nil, 0, 0, 0, 0, 0},

@@ -66,6 +66,10 @@ const (
 	// level, without a token: the read must see every write any handle
 	// had acknowledged before it started.
 	Global Role = "global"
+	// Bounded writes through DB and reads random keys through Other at
+	// BoundedStaleness(BoundedBy): a read must see every write any handle
+	// had acknowledged BoundedBy before it started.
+	Bounded Role = "bounded staleness"
 	// Tenant holds a sql.Conn as a non-superuser role and switches the
 	// tenant of a table under row-level security, with SET (replayed on
 	// replicas) and with set_config() (which pins the connection to the
@@ -74,7 +78,10 @@ const (
 )
 
 // Roles is the default mix.
-var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Global, Token}
+var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Global, Bounded}
+
+// BoundedBy is the staleness bound of the Bounded role's reads.
+const BoundedBy = time.Second
 
 // tenants are the tenants of the row-level security table, each with
 // rowsPerTenant rows.
@@ -179,6 +186,16 @@ func (w *Workload) step(ctx context.Context, cl *client) {
 		}
 		w.tokenRead(ctx, cl, key)
 		w.tokenRead(ctx, cl, cl.rng.IntN(w.Keys))
+	case Bounded:
+		if w.Other == nil {
+			cl.role = Insert
+			return
+		}
+		if w.write(ctx, cl, key) != nil {
+			return
+		}
+		w.boundedRead(ctx, cl, key)
+		w.boundedRead(ctx, cl, cl.rng.IntN(w.Keys))
 	case Global:
 		if w.Other == nil {
 			cl.role = Insert
@@ -284,6 +301,13 @@ func (w *Workload) tokenRead(ctx context.Context, cl *client, key int) {
 		}
 		op.Token = uint64(tok.LSN())
 		return w.Other.QueryRowContext(pgwait.WithToken(ctx, tok), w.readSQL(), key).Scan(&op.Version, &op.Replica)
+	})
+}
+
+// boundedRead reads key through Other at BoundedStaleness(BoundedBy).
+func (w *Workload) boundedRead(ctx context.Context, cl *client, key int) {
+	w.do(ctx, Op{Client: cl.id, Kind: Read, Key: key, Handle: 1, Bound: BoundedBy, Via: string(cl.role)}, func(ctx context.Context, op *Op) error {
+		return w.Other.QueryRowContext(pgwait.WithLevel(ctx, pgwait.BoundedStaleness(BoundedBy)), w.readSQL(), key).Scan(&op.Version, &op.Replica)
 	})
 }
 
