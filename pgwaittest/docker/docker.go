@@ -75,7 +75,10 @@
 // requires: the two are released together (tags v0.1.0 and
 // pgwaittest/docker/v0.1.0), and a later pgwait should come with the
 // pgwaittest/docker of the same version, as this package uses one of
-// pgwait's internal packages. pgwait's CI runs its tests
+// pgwait's internal packages. The go.mod also replaces pgwait with the copy
+// beside it, for pgwait's own development: a replace applies only where the
+// module is the main module, so a build that imports this package resolves
+// the released v0.1.0. pgwait's CI runs its tests
 // against Docker Engine 20.10 (20.10.24, API 1.41, with fuse-overlayfs
 // storage and no registry), using pgwait-local/postgres:19 (PostgreSQL
 // 19rc1) and pgwait-local/postgres:19-minimal.
