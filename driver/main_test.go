@@ -3,6 +3,7 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -29,6 +30,8 @@ var (
 // TestMain starts the shared cluster. Without PostgreSQL 19 the tests that
 // need a server skip (fail, under pgtest.Required) and the others run.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	pgtest.SkipExamplesWithoutPostgres() // they cannot skip
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	cluster, clusterErr = pgtest.Start(ctx, pgtest.Options{})
 	cancel()

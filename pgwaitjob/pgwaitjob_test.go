@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgwait/pgwait"
 	"github.com/pgwait/pgwait/driver"
+	"github.com/pgwait/pgwait/internal/pgtest"
 	"github.com/pgwait/pgwait/pgwaitjob"
 	"github.com/pgwait/pgwait/pgwaittest"
 )
@@ -130,4 +133,12 @@ func TestReadyFailsOnABrokenHandle(t *testing.T) {
 	if err == nil || errors.Is(err, pgwaitjob.ErrRetryLater) {
 		t.Fatalf("Ready on an unreachable primary = %v, want an error that is not ErrRetryLater", err)
 	}
+}
+
+// TestMain keeps the runnable examples, which cannot skip, from failing on a
+// machine without PostgreSQL 19, where the tests skip.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	pgtest.SkipExamplesWithoutPostgres()
+	os.Exit(m.Run())
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -23,14 +22,7 @@ import (
 // machine without PostgreSQL 19 where the tests skip.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if _, err := pgtest.FindBinaries(); err != nil && !pgwaittest.Required() {
-		skip := "^Example"
-		if s := flag.Lookup("test.skip").Value.String(); s != "" {
-			skip = s + "|" + skip
-		}
-		flag.Set("test.skip", skip)
-		fmt.Fprintf(os.Stderr, "pgwaittest: no PostgreSQL 19, skipping the examples: %v\n", err)
-	}
+	pgtest.SkipExamplesWithoutPostgres()
 	os.Exit(m.Run())
 }
 

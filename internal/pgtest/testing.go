@@ -3,6 +3,7 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -134,4 +135,20 @@ func Need(t testing.TB, c *Cluster) *Cluster {
 		t.Skip(reason)
 	}
 	return c
+}
+
+// SkipExamplesWithoutPostgres keeps a package's runnable examples, which
+// cannot skip, from failing where PostgreSQL 19 cannot be had and tests skip
+// (not Required): it adds ^Example to -test.skip. Call it from TestMain,
+// after flag.Parse.
+func SkipExamplesWithoutPostgres() {
+	if _, err := FindBinaries(); err == nil || Required() {
+		return
+	}
+	skip := "^Example"
+	if s := flag.Lookup("test.skip").Value.String(); s != "" {
+		skip = s + "|" + skip
+	}
+	flag.Set("test.skip", skip)
+	fmt.Fprintln(os.Stderr, "pgtest: no PostgreSQL 19, skipping the examples that need it")
 }
