@@ -186,7 +186,7 @@ func (w *Workload) step(ctx context.Context, cl *client) {
 		}
 		w.tokenRead(ctx, cl, key)
 		w.tokenRead(ctx, cl, cl.rng.IntN(w.Keys))
-	case Bounded:
+	case Bounded, Global:
 		if w.Other == nil {
 			cl.role = Insert
 			return
@@ -194,18 +194,8 @@ func (w *Workload) step(ctx context.Context, cl *client) {
 		if w.write(ctx, cl, key) != nil {
 			return
 		}
-		w.boundedRead(ctx, cl, key)
-		w.boundedRead(ctx, cl, cl.rng.IntN(w.Keys))
-	case Global:
-		if w.Other == nil {
-			cl.role = Insert
-			return
-		}
-		if w.write(ctx, cl, key) != nil {
-			return
-		}
-		w.globalRead(ctx, cl, key)
-		w.globalRead(ctx, cl, cl.rng.IntN(w.Keys))
+		w.levelRead(ctx, cl, key)
+		w.levelRead(ctx, cl, cl.rng.IntN(w.Keys))
 	case Hostile:
 		w.hostileRead(ctx, cl, w.DB, 0, key)
 		if w.Other != nil {
@@ -304,17 +294,18 @@ func (w *Workload) tokenRead(ctx context.Context, cl *client, key int) {
 	})
 }
 
-// boundedRead reads key through Other at BoundedStaleness(BoundedBy).
-func (w *Workload) boundedRead(ctx context.Context, cl *client, key int) {
-	w.do(ctx, Op{Client: cl.id, Kind: Read, Key: key, Handle: 1, Bound: BoundedBy, Via: string(cl.role)}, func(ctx context.Context, op *Op) error {
-		return w.Other.QueryRowContext(pgwait.WithLevel(ctx, pgwait.BoundedStaleness(BoundedBy)), w.readSQL(), key).Scan(&op.Version, &op.Replica)
-	})
-}
-
-// globalRead reads key through Other at the Global level, without a token.
-func (w *Workload) globalRead(ctx context.Context, cl *client, key int) {
-	w.do(ctx, Op{Client: cl.id, Kind: Read, Key: key, Handle: 1, Global: true, Via: string(cl.role)}, func(ctx context.Context, op *Op) error {
-		return w.Other.QueryRowContext(pgwait.WithLevel(ctx, pgwait.Global), w.readSQL(), key).Scan(&op.Version, &op.Replica)
+// levelRead reads key through Other, without a token, at cl's role's
+// level: BoundedStaleness(BoundedBy) or Global.
+func (w *Workload) levelRead(ctx context.Context, cl *client, key int) {
+	op := Op{Client: cl.id, Kind: Read, Key: key, Handle: 1, Via: string(cl.role)}
+	level := pgwait.Global
+	if cl.role == Bounded {
+		level, op.Bound = pgwait.BoundedStaleness(BoundedBy), BoundedBy
+	} else {
+		op.Global = true
+	}
+	w.do(ctx, op, func(ctx context.Context, op *Op) error {
+		return w.Other.QueryRowContext(pgwait.WithLevel(ctx, level), w.readSQL(), key).Scan(&op.Version, &op.Replica)
 	})
 }
 
