@@ -22,37 +22,24 @@ import (
 // cluster is the primary + replica the package's tests share (nil without
 // PostgreSQL 19); tests reach it through shared. Tests that stop, pause or
 // promote servers start their own.
-var (
-	cluster    *pgtest.Cluster
-	clusterErr error
-)
+var cluster *pgtest.Cluster
 
 // TestMain starts the shared cluster. Without PostgreSQL 19 the tests that
 // need a server skip (fail, under pgtest.Required) and the others run.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	pgtest.SkipExamplesWithoutPostgres() // they cannot skip
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cluster, clusterErr = pgtest.Start(ctx, pgtest.Options{})
-	cancel()
-	if clusterErr != nil && pgtest.Required() {
-		fmt.Fprintln(os.Stderr, "driver tests need PostgreSQL 19:", clusterErr)
-		os.Exit(1)
-	}
+	c, stop := pgtest.Shared(m, pgtest.Options{})
+	cluster = c
 	code := m.Run()
-	if cluster != nil {
-		cluster.Close()
-	}
+	stop()
 	os.Exit(code)
 }
 
 // shared returns the shared cluster, or skips t when there is none.
 func shared(t testing.TB) *pgtest.Cluster {
 	t.Helper()
-	if cluster == nil {
-		t.Skipf("no PostgreSQL 19 for the driver's integration tests: %v", clusterErr)
-	}
-	return cluster
+	return pgtest.Need(t, cluster)
 }
 
 // hostPort returns host:port of a DSN.

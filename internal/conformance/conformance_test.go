@@ -23,23 +23,15 @@ import (
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
-var (
-	cluster    *pgtest.Cluster
-	clusterErr error
-)
+// cluster is the primary + replica the suite runs on (nil without
+// PostgreSQL 19: the tests skip).
+var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cluster, clusterErr = pgtest.Start(ctx, pgtest.Options{})
-	cancel()
-	if clusterErr != nil && pgtest.Required() {
-		fmt.Fprintln(os.Stderr, "conformance tests need PostgreSQL 19:", clusterErr)
-		os.Exit(1)
-	}
+	c, stop := pgtest.Shared(m, pgtest.Options{})
+	cluster = c
 	code := m.Run()
-	if cluster != nil {
-		cluster.Close()
-	}
+	stop()
 	os.Exit(code)
 }
 
@@ -52,10 +44,8 @@ var modes = []string{"cache_statement", "cache_describe", "describe_exec", "exec
 // shared schema through pgwait (so that pgwait's reads wait for it).
 func handles(t *testing.T, mode string, withSchema bool) (std, pw *sql.DB) {
 	t.Helper()
-	if cluster == nil {
-		t.Skipf("no PostgreSQL 19: %v", clusterErr)
-	}
-	std, err := sql.Open("pgx", cluster.PrimaryDSN()+" default_query_exec_mode="+mode)
+	c := pgtest.Need(t, cluster)
+	std, err := sql.Open("pgx", c.PrimaryDSN()+" default_query_exec_mode="+mode)
 	require.NoError(t, err)
 	t.Cleanup(func() { std.Close() })
 	cfg, err := pgx.ParseConfig(cluster.ReplicaDSN(0))
