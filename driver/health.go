@@ -113,6 +113,20 @@ func (h *healthChecker) probeLoop(i int, r *replica) {
 			closeProbe(pc)
 		}
 	}()
+	h.every(func() bool {
+		if r.removed.Load() {
+			return false // its connection closes on the way out
+		}
+		if h.c.track.DueForProbe(i, time.Now()) { // else ejected: wait out the backoff
+			pc = h.probe(i, r, pc)
+		}
+		return true
+	})
+}
+
+// every runs f on the health interval until the checker stops or f returns
+// false.
+func (h *healthChecker) every(f func() bool) {
 	t := time.NewTicker(h.c.cfg.HealthInterval)
 	defer t.Stop()
 	for {
@@ -121,13 +135,9 @@ func (h *healthChecker) probeLoop(i int, r *replica) {
 			return
 		case <-t.C:
 		}
-		if r.removed.Load() {
-			return // its connection closes on the way out
+		if !f() {
+			return
 		}
-		if !h.c.track.DueForProbe(i, time.Now()) {
-			continue // ejected: wait out the backoff
-		}
-		pc = h.probe(i, r, pc)
 	}
 }
 
@@ -196,18 +206,12 @@ func queryReplica(ctx context.Context, r *replica, pc *pgconn.PgConn) (replayed 
 // primaryLoop reads the primary's WAL position on the health interval.
 func (h *healthChecker) primaryLoop() {
 	defer h.wg.Done()
-	t := time.NewTicker(h.c.cfg.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
+	h.every(func() bool {
 		ctx, cancel := context.WithTimeout(h.ctx, h.probeTimeout())
+		defer cancel()
 		h.primaryPosition(ctx)
-		cancel()
-	}
+		return true
+	})
 }
 
 // primaryPosition reads the primary's current WAL position (mapped past page
