@@ -562,11 +562,3 @@ func readRow(p *pgconn.Pipeline, n int) ([]string, error) {
 	return row, nil
 }
 
-// currentLSN reads the primary's current WAL position, mapped as captures
-// are.
-func (s *side) currentLSN(ctx context.Context) (lsn.LSN, error) {
-	if err := s.prepareCapture(ctx); err != nil {
-		return 0, err
-	}
-	return s.ownLSN(ctx)
-}
