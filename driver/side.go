@@ -561,4 +561,3 @@ func readRow(p *pgconn.Pipeline, n int) ([]string, error) {
 	}
 	return row, nil
 }
-
