@@ -233,12 +233,18 @@ func (c *Conn) replicaSilent(ctx context.Context, s *side, query string, args []
 	if r != nil {
 		r.Close()
 	}
+	c.wentSilent(s)
+	return c.fallback(ctx, query, args, fallbackSilent, errReplicaSilent, w)
+}
+
+// wentSilent gives up on replica s, which let a round trip's bound pass
+// (watchReplica): its connection is abandoned, and it leaves the rotation.
+func (c *Conn) wentSilent(s *side) {
 	c.c.stats.replicaTimeouts.Add(1)
 	c.c.stats.replicaErrors.Add(1)
 	s.abandon()
 	c.eject(s.rep, tracker.Failed)
 	c.dropSide(s)
-	return c.fallback(ctx, query, args, fallbackSilent, errReplicaSilent, w)
 }
 
 // errReplicaSilent is the cause of a fallback from a replica that stopped

@@ -96,11 +96,7 @@ func (c *Conn) beginReplica(ctx context.Context, begin string) (*Tx, error) {
 	}
 	if b != nil && b.stop() {
 		// The replica stopped answering: the primary takes the transaction.
-		c.c.stats.replicaTimeouts.Add(1)
-		c.c.stats.replicaErrors.Add(1)
-		s.abandon()
-		c.eject(s.rep, tracker.Failed)
-		c.dropSide(s)
+		c.wentSilent(s)
 		return nil, nil
 	}
 	if err != nil {

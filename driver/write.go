@@ -216,8 +216,7 @@ func (c *Conn) awaitVisible(ctx context.Context, l lsn.LSN) {
 			status, err = s.waitOnly(ctx, l, ms)
 		}
 		if b.stop() {
-			s.abandon()
-			c.dropSide(s)
+			c.wentSilent(s)
 			continue
 		}
 		if err == nil && status == waitSuccess {
