@@ -467,3 +467,38 @@ func TestReplicaSetChangesAtRunTime(t *testing.T) {
 	require.Len(t, st, 1)
 	assert.Equal(t, second, st[0].Addr)
 }
+
+// TestRecoveryConflictAfterTheRowIsRetried: a conflict that cancels a
+// one-row read after its row was sent (here: the row comes from the first
+// branch of an Append, the second sleeps and returns nothing, and the
+// primary's ACCESS EXCLUSIVE lock, replayed meanwhile, cancels the
+// statement) is retried
+// like one raised before any row, instead of reaching the caller at Close.
+func TestRecoveryConflictAfterTheRowIsRetried(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{
+		"max_standby_streaming_delay": "0",
+		"hot_standby_feedback":        "off",
+	}})
+	ctx := ctxT(t)
+	db := open(t, c, "pgwait_replica_timeout=20s")
+	tbl := table(t, db)
+	_, err := db.Exec("INSERT INTO " + tbl + " (id, v) VALUES (1, 'row')")
+	require.NoError(t, err)
+	eventuallyOnReplica(t, ctx, db)
+	primary, err := pgx.Connect(ctx, c.PrimaryDSN())
+	require.NoError(t, err)
+	defer primary.Close(ctx)
+
+	lock := make(chan error, 1)
+	go func() {
+		time.Sleep(500 * time.Millisecond) // the replica has sent the row and sleeps
+		_, err := primary.Exec(ctx, "BEGIN; LOCK TABLE "+tbl+" IN ACCESS EXCLUSIVE MODE; COMMIT")
+		lock <- err
+	}()
+	var v string
+	err = db.QueryRowContext(ctx, "SELECT v FROM "+tbl+" WHERE id = 1 UNION ALL SELECT 'never' FROM pg_sleep(2) WHERE random() < 0").Scan(&v)
+	require.NoError(t, <-lock)
+	require.NoError(t, err, "the conflict after the row was sent is retried")
+	assert.Equal(t, "row", v)
+	assert.Equal(t, uint64(1), stats(t, db).RecoveryConflicts, "the read was cancelled once by recovery, and retried")
+}

@@ -189,6 +189,7 @@ func (c *Conn) read(ctx context.Context, query string, args []any, exclude ...in
 		}
 		b := c.watchReplica(s, 0)
 		r, err := s.query(ctx, query, args)
+		err = lateConflict(r, err)
 		if b.stop() {
 			return c.replicaSilent(ctx, s, query, args, r, waitInfo{target: tg.LSN})
 		}
@@ -203,11 +204,12 @@ func (c *Conn) read(ctx context.Context, query string, args []any, exclude ...in
 			status, err = s.poll(ctx, tg.LSN, time.Duration(ms)*time.Millisecond)
 			if err == nil && status == waitSuccess {
 				r, err = s.query(ctx, query, args)
+				err = lateConflict(r, err)
 			}
 			return status, err
 		}
 		status, r, err = s.waitQuery(ctx, tg.LSN, ms, query, args)
-		return status, err
+		return status, lateConflict(r, err)
 	})
 	switch {
 	case b != nil && b.stop():
@@ -315,6 +317,24 @@ func isRecoveryConflict(err error) bool {
 		return strings.Contains(pgErr.Message, "conflict with recovery")
 	}
 	return false
+}
+
+// lateConflict reads a replica read's result past its first row before it
+// is handed out (rows.readAhead) and returns the recovery conflict that
+// cancelled the statement there, if one did: a one-row read cancelled after
+// its row was sent is then retried like one cancelled before (replicaDone),
+// instead of failing at Close with a row already scanned. A conflict later
+// in a longer result reaches the caller, as rows already handed out cannot
+// be taken back. Any other error stays with the rows, after the first row,
+// as pgx stdlib reports it.
+func lateConflict(r *rows, err error) error {
+	if err != nil || r == nil {
+		return err
+	}
+	if late := r.readAhead(); isRecoveryConflict(late) {
+		return late
+	}
+	return nil
 }
 
 // replicaDone finishes a replica read: records it, or sends it elsewhere

@@ -135,8 +135,17 @@ type rows struct {
 	names   []string
 
 	// The first row is read before the rows are handed out, so that errors
-	// (a replica refusing a write) surface at Query time.
+	// (a replica refusing a write) surface at Query time: preloaded says a
+	// read result (a row in rr, or its end) waits to be handed out, and
+	// preloadedMore whether it is a row.
 	preloaded, preloadedMore bool
+
+	// first is the first row, converted, when readAhead read past it; it is
+	// handed out (with firstErr, its conversion's error) before anything
+	// preloaded. firstArr holds it for narrow rows, saving an allocation.
+	first    []sqldriver.Value
+	firstErr error
+	firstArr [8]sqldriver.Value
 
 	// finish runs once, when the result has been read to its end or closed,
 	// with the command's outcome; it reads the rest of a pipeline.
@@ -159,6 +168,31 @@ func newRows(rr resultReader, m *pgtype.Map, convert []valueFunc, finish func(pg
 func (r *rows) preload() error {
 	r.preloadedMore = r.rr.NextRow()
 	r.preloaded = true
+	if !r.preloadedMore {
+		r.end()
+		return r.err
+	}
+	return nil
+}
+
+// readAhead reads, after preload, the message that follows the first row
+// (a second row, or the end of the result), so that a one-row result is
+// complete before any row is handed out. It returns the error the
+// statement ended with if it ended there; the rows still hand out the first
+// row and then that error, as they would without reading ahead, so the
+// caller decides whether the error replaces the rows (a replica read
+// cancelled by a recovery conflict runs again: replicaRows).
+func (r *rows) readAhead() error {
+	if !r.preloaded || !r.preloadedMore || r.first != nil {
+		return nil
+	}
+	if len(r.fields) <= len(r.firstArr) {
+		r.first = r.firstArr[:len(r.fields)]
+	} else {
+		r.first = make([]sqldriver.Value, len(r.fields))
+	}
+	r.firstErr = r.convertRow(r.first)
+	r.preloadedMore = r.rr.NextRow()
 	if !r.preloadedMore {
 		r.end()
 		return r.err
@@ -194,6 +228,12 @@ func (r *rows) Close() error {
 }
 
 func (r *rows) Next(dest []sqldriver.Value) error {
+	if r.first != nil {
+		copy(dest, r.first)
+		err := r.firstErr
+		r.first, r.firstErr = nil, nil
+		return err
+	}
 	more := false
 	if r.preloaded {
 		more, r.preloaded = r.preloadedMore, false
@@ -207,6 +247,11 @@ func (r *rows) Next(dest []sqldriver.Value) error {
 		}
 		return io.EOF
 	}
+	return r.convertRow(dest)
+}
+
+// convertRow converts the row rr holds into dest.
+func (r *rows) convertRow(dest []sqldriver.Value) error {
 	for i, raw := range r.rr.Values() {
 		if raw == nil {
 			dest[i] = nil

@@ -6,10 +6,12 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"io"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -105,4 +107,81 @@ func TestShiftPosition(t *testing.T) {
 	assert.Equal(t, int32(10), shiftPosition(err, 20).(*pgconn.PgError).Position)
 	err = &pgconn.PgError{Code: "42601", Position: 5}
 	assert.Equal(t, int32(5), shiftPosition(err, 20).(*pgconn.PgError).Position, "a position in pgwait's own statement stays")
+}
+
+// fakeResult is a resultReader over canned rows that ends with err.
+type fakeResult struct {
+	rows   [][][]byte
+	i      int
+	err    error
+	closed int
+}
+
+func (f *fakeResult) NextRow() bool {
+	if f.i >= len(f.rows) {
+		return false
+	}
+	f.i++
+	return true
+}
+func (f *fakeResult) Values() [][]byte { return f.rows[f.i-1] }
+func (f *fakeResult) FieldDescriptions() []pgconn.FieldDescription {
+	return []pgconn.FieldDescription{{Name: "v", DataTypeOID: 25, Format: pgx.TextFormatCode}}
+}
+func (f *fakeResult) Close() (pgconn.CommandTag, error) {
+	f.closed++
+	return pgconn.CommandTag{}, f.err
+}
+
+// TestRowsReadAhead: reading past the first row ends a one-row result
+// before any row is handed out and reports how it ended; the rows still
+// hand out the same rows and error as without reading ahead.
+func TestRowsReadAhead(t *testing.T) {
+	conflict := &pgconn.PgError{Code: "40001", Message: "canceling statement due to conflict with recovery"}
+	other := &pgconn.PgError{Code: "22012", Message: "division by zero"}
+	row := func(s string) [][]byte { return [][]byte{[]byte(s)} }
+	tests := []struct {
+		name      string
+		rows      [][][]byte
+		err       error
+		ahead     error // readAhead's answer
+		ended     bool  // the result was read to its end by readAhead
+		want      []string
+		wantLater error
+	}{
+		{"no row", nil, nil, nil, true, nil, nil},
+		{"one row", [][][]byte{row("a")}, nil, nil, true, []string{"a"}, nil},
+		{"one row then a conflict", [][][]byte{row("a")}, conflict, conflict, true, []string{"a"}, conflict},
+		{"one row then another error", [][][]byte{row("a")}, other, other, true, []string{"a"}, other},
+		{"three rows", [][][]byte{row("a"), row("b"), row("c")}, nil, nil, false, []string{"a", "b", "c"}, nil},
+		{"two rows then a conflict", [][][]byte{row("a"), row("b")}, conflict, nil, false, []string{"a", "b"}, conflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeResult{rows: tt.rows, err: tt.err}
+			finished := 0
+			r := newRows(f, pgtype.NewMap(), nil, func(_ pgconn.CommandTag, err error) error { finished++; return err })
+			require.NoError(t, r.preload())
+			assert.Equal(t, tt.ahead, r.readAhead())
+			assert.Equal(t, tt.ended, finished == 1, "finished before any row was handed out")
+			dest := make([]sqldriver.Value, 1)
+			var got []string
+			var err error
+			for {
+				if err = r.Next(dest); err != nil {
+					break
+				}
+				got = append(got, dest[0].(string))
+			}
+			assert.Equal(t, tt.want, got)
+			if tt.wantLater != nil {
+				assert.Equal(t, tt.wantLater, err)
+			} else {
+				assert.Equal(t, io.EOF, err)
+			}
+			assert.Equal(t, tt.wantLater, r.Close())
+			assert.Equal(t, 1, finished, "finish runs once")
+			assert.Equal(t, 1, f.closed)
+		})
+	}
 }
