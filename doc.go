@@ -77,12 +77,17 @@
 //     primary's WAL position read after its commit, in the same round trip.
 //   - Reads do not go back in time: a read waits until its replica has
 //     replayed at least what earlier reads through the handle (or, in conn
-//     and token scope, the connection) are known to have seen, including
-//     reads the primary served, whose WAL position is read in the same round
-//     trip. For a replica read that is the replica's position as last
-//     confirmed (by a wait or a probe): with several replicas, a read moving
-//     to another replica within a health interval may still see less than
-//     the replica before it had replayed beyond that.
+//     and token scope, the connection) saw. A read the primary served has
+//     the primary's WAL position read after it, and, while the handle has
+//     more than one replica, a replica read has the replica's replay
+//     position (pg_last_wal_replay_lsn()) read after its statement, both
+//     in the read's own round trip: a later read, on whatever replica, waits
+//     for what the earlier one really saw, not only for what pgwait had
+//     confirmed of its replica. (With one replica there is nothing to ask:
+//     its replay only moves forward.) A read counts once its rows are read
+//     to the end or closed; a one-row result is complete before the call
+//     returns. One exception: in simple_protocol, a query text of several
+//     statements counts only as what pgwait had confirmed of its replica.
 //   - A read never waits forever: after the wait timeout it reads from the
 //     primary, or fails with a *WaitTimeoutError, as configured. A context
 //     deadline shortens the wait so that the connection survives it.
@@ -100,7 +105,10 @@
 //
 //	level                guarantee                                 cost                                   on timeout
 //	ReadYourWrites       every write of its scope (handle, conn,    a wait in the read's round trip when   OnTimeout: the primary,
-//	(default)            token) and never less than earlier reads   its replica is behind                  or *WaitTimeoutError
+//	(default)            token) and never less than earlier reads   its replica is behind (with several    or *WaitTimeoutError
+//	                                                                replicas, every replica read also
+//	                                                                reads the replay position after it,
+//	                                                                same round trip)
 //	Eventual             whatever its replica has replayed          nothing: no wait                       -
 //	BoundedStaleness(d)  everything committed d (to within the      nothing: no wait; a replica measured   -
 //	                     health interval) before it ran              at most d behind, else the primary

@@ -174,6 +174,7 @@ func (c *Conn) sideFor(ctx context.Context, rep *replica) (*side, error) {
 		return nil, connectError{err}
 	}
 	s := newSide(dc.(*stdlib.Conn), rep)
+	s.observer = c
 	if err := c.replaySettings(ctx, s); err != nil {
 		s.close()
 		return nil, err

@@ -219,6 +219,18 @@ func (c *Connector) hasReplicas() bool {
 	return false
 }
 
+// severalReplicas reports whether the set has more than one replica not
+// removed.
+func (c *Connector) severalReplicas() bool {
+	n := 0
+	for _, r := range c.replicaList() {
+		if !r.removed.Load() {
+			n++
+		}
+	}
+	return n > 1
+}
+
 // AddReplica adds a replica to the live handle, given as pgwait_replicas
 // gives one (host, host:port, [ipv6]:port, inheriting the primary's other
 // settings, or a postgres:// URL). It enters the rotation once a health

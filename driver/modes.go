@@ -170,6 +170,9 @@ func (s *side) queryUnnamed(ctx context.Context, mode pgx.QueryExecMode, sql str
 }
 
 func (s *side) runUnnamed(ctx context.Context, u *unnamed) (*rows, error) {
+	if s.capturesReplay() {
+		return s.queryReplay(ctx, u.sql, nil, u.send)
+	}
 	rr := s.pg.ExecParams(ctx, u.sql, u.values, u.oids, u.formats, u.results)
 	r := newRows(rr, s.pgx.TypeMap(), nil, func(_ pgconn.CommandTag, err error) error {
 		s.forget(u.sql, err)
@@ -327,6 +330,13 @@ func (s *side) querySimple(ctx context.Context, sql string, args []any) (*rows, 
 	if err := s.simpleOK(args); err != nil {
 		return nil, err
 	}
+	if replayQ, replay := s.replayPart(sql); replay {
+		res, prefix, err := s.sendSimple(ctx, true, simplePart{sql: sql, args: args, user: true}, replayQ)
+		if err != nil {
+			return nil, err
+		}
+		return s.simpleRows(res, prefix, true)
+	}
 	pr, err := s.pgx.Query(ctx, sql, s.simpleArgs(args)...)
 	if err != nil {
 		return nil, err
@@ -449,7 +459,12 @@ func waitStatusOf(rr resultReader) (string, error) {
 // returns the query's rows; otherwise it reads the rest and returns only
 // the status (the query's errors then do not matter).
 func (s *side) waitQuerySimple(ctx context.Context, target lsn.LSN, timeoutMS int64, sql string, args []any) (string, *rows, error) {
-	res, prefix, err := s.sendSimple(ctx, true, simplePart{sql: waitSQL(target, timeoutMS)}, simplePart{sql: sql, args: args, user: true})
+	parts := []simplePart{{sql: waitSQL(target, timeoutMS)}, {sql: sql, args: args, user: true}}
+	replayQ, replay := s.replayPart(sql)
+	if replay {
+		parts = append(parts, replayQ)
+	}
+	res, prefix, err := s.sendSimple(ctx, true, parts...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -467,21 +482,42 @@ func (s *side) waitQuerySimple(ctx context.Context, target lsn.LSN, timeoutMS in
 		}
 		return status, nil, err
 	}
+	r, err := s.simpleRows(res, prefix, replay)
+	return status, r, err
+}
+
+// simpleRows returns the rows of the caller's statement, the next result of
+// a simple query, first row preloaded; their end reads the rest: the replay
+// query's result when replay says it was sent (replay.go), then the end.
+func (s *side) simpleRows(res simpleResults, prefix int, replay bool) (*rows, error) {
 	rr, err := res.next()
 	if err != nil {
 		res.close()
-		return status, nil, shiftPosition(err, prefix)
+		return nil, shiftPosition(err, prefix)
 	}
 	r := newRows(rr, s.pgx.TypeMap(), nil, func(_ pgconn.CommandTag, err error) error {
+		if replay && err == nil {
+			err = s.readReplay(res.next())
+		}
 		if closeErr := res.close(); err == nil {
 			err = closeErr
 		}
 		return shiftPosition(err, prefix)
 	})
 	if err := r.preload(); err != nil {
-		return status, nil, err
+		return nil, err
 	}
-	return status, r, nil
+	return r, nil
+}
+
+// replayPart is the replay query as a statement of a simple query, when a
+// read of sql on s captures the replay position: only for one statement,
+// whose result comes right before it.
+func (s *side) replayPart(sql string) (simplePart, bool) {
+	if !s.capturesReplay() || !singleStatement(sql) {
+		return simplePart{}, false
+	}
+	return simplePart{sql: replayQuery}, true
 }
 
 // singleStatement reports a text of one statement, which the simple

@@ -35,7 +35,10 @@ type side struct {
 
 	// capture holds what LSN capture prepares on a primary connection.
 	capture captureStmts
-	major   int // server major version
+	// observer hears what reads on a replica connection saw (replay.go);
+	// nil on the primary.
+	observer replayObserver
+	major    int // server major version
 }
 
 func newSide(std *stdlib.Conn, rep *replica) *side {
@@ -112,8 +115,61 @@ func (s *side) queryOnce(ctx context.Context, sql string, args []any) (*rows, er
 	if err != nil {
 		return nil, err
 	}
+	if s.capturesReplay() {
+		return s.queryReplay(ctx, sql, st.convert, func(p *pgconn.Pipeline) {
+			p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+		})
+	}
 	rr := s.pg.ExecStatement(ctx, st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
 	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+		s.forget(sql, err)
+		return err
+	})
+	if err := r.preload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// queryReplay runs the statement send queues and, after it in the same
+// round trip, the replay query (replay.go), and returns the statement's
+// rows, first row preloaded.
+func (s *side) queryReplay(ctx context.Context, sql string, convert []valueFunc, send func(*pgconn.Pipeline)) (*rows, error) {
+	p := s.pg.StartPipeline(ctx)
+	send(p)
+	sendReplay(p)
+	if err := p.Sync(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return s.pipelineRows(p, sql, convert, true)
+}
+
+// pipelineRows returns the rows of the statement p runs next, first row
+// preloaded; their end reads the rest of p: the replay query's result when
+// replay says it was queued (it is skipped when the statement failed), then
+// the Sync.
+func (s *side) pipelineRows(p *pgconn.Pipeline, sql string, convert []valueFunc, replay bool) (*rows, error) {
+	res, err := p.GetResults()
+	rr, ok := res.(*pgconn.ResultReader)
+	if err != nil || !ok {
+		if err == nil {
+			err = unexpected("query result", res, nil)
+		}
+		s.forget(sql, err)
+		closeAfterWait(p, nil)
+		return nil, err
+	}
+	r := newRows(rr, s.pgx.TypeMap(), convert, func(_ pgconn.CommandTag, err error) error {
+		if replay && err == nil {
+			err = s.pipelineReplay(p)
+		}
+		if res, syncErr := p.GetResults(); err == nil && (syncErr != nil || !isSync(res)) {
+			err = unexpected("sync after the query", res, syncErr)
+		}
+		if closeErr := p.Close(); err == nil {
+			err = closeErr
+		}
 		s.forget(sql, err)
 		return err
 	})
@@ -262,31 +318,18 @@ func (s *side) waitQuery(ctx context.Context, target lsn.LSN, timeoutMS int64, s
 		send = u.send
 	}
 	retry := s.idle()
-	p, status, err := s.sendAfterWait(ctx, target, timeoutMS, send)
+	replay := s.capturesReplay()
+	p, status, err := s.sendAfterWait(ctx, target, timeoutMS, func(p *pgconn.Pipeline) {
+		send(p)
+		if replay {
+			sendReplay(p)
+		}
+	})
 	if p == nil {
 		return status, nil, err
 	}
-	res, err := p.GetResults()
-	rr, ok := res.(*pgconn.ResultReader)
-	if err != nil || !ok {
-		if err == nil {
-			err = unexpected("query result", res, nil)
-		}
-		s.forget(sql, err)
-		closeAfterWait(p, nil)
-		return s.retryAfterWait(ctx, retry, status, sql, args, err)
-	}
-	r := newRows(rr, s.pgx.TypeMap(), convert, func(_ pgconn.CommandTag, err error) error {
-		if res, syncErr := p.GetResults(); err == nil && (syncErr != nil || !isSync(res)) {
-			err = unexpected("sync after the query", res, syncErr)
-		}
-		if closeErr := p.Close(); err == nil {
-			err = closeErr
-		}
-		s.forget(sql, err)
-		return err
-	})
-	if err := r.preload(); err != nil {
+	r, err := s.pipelineRows(p, sql, convert, replay)
+	if err != nil {
 		return s.retryAfterWait(ctx, retry, status, sql, args, err)
 	}
 	return status, r, nil

@@ -167,7 +167,10 @@ func (r Report) String() string {
 // Monotonic reads are checked per handle and client, for reads without a
 // token: a token read is owed what its token covers (a handle at token
 // scope keeps reads monotonic per connection only, and a pool hands a
-// client any connection). A tenant read must return rows, all of its tenant.
+// client any connection). The workload's handle (0), at handle scope, must
+// also keep them across its clients: a read (without a token or a
+// staleness bound) sees at least what any read through it that ended
+// before it started saw, on whatever replica either ran. A tenant read must return rows, all of its tenant.
 func Check(ops []Op, final map[int]int64) Report {
 	var r Report
 	type handleKey struct{ handle, key int }
@@ -238,6 +241,20 @@ func Check(ops []Op, final map[int]int64) Report {
 	sort.Slice(reads, func(i, j int) bool { return reads[i].Start.Before(reads[j].Start) })
 	type clientKey struct{ handle, client, key int }
 	lastSeen := map[clientKey]Op{}
+	// The workload's handle (0) is at handle scope: its reads are monotonic
+	// across its clients, whichever replicas served them. Reads of it by
+	// end time, per key, to find the highest version a read that ended
+	// before t saw.
+	handleReads := map[int][]Op{}
+	for _, rd := range reads {
+		if rd.Handle == 0 && rd.Token == 0 {
+			handleReads[rd.Key] = append(handleReads[rd.Key], rd)
+		}
+	}
+	seenBefore := map[int][]mark{}
+	for key, rs := range handleReads {
+		seenBefore[key] = marks(rs, func(op Op) uint64 { return nanos(op.End) })
+	}
 	for _, rd := range reads {
 		if want := before(acks[handleKey{rd.Handle, rd.Key}], nanos(rd.Start), false); rd.Version < want {
 			r.Stale = append(r.Stale, Violation{rd, want, "a write acknowledged before the read started"})
@@ -255,6 +272,12 @@ func Check(ops []Op, final map[int]int64) Report {
 		if rd.Token != 0 {
 			if want := before(covered[rd.Key], rd.Token, true); rd.Version < want {
 				r.Stale = append(r.Stale, Violation{rd, want, fmt.Sprintf("a write the read's token %X/%X covers", rd.Token>>32, uint32(rd.Token))})
+			}
+			continue
+		}
+		if rd.Handle == 0 && rd.Bound == 0 {
+			if want := before(seenBefore[rd.Key], nanos(rd.Start), false); rd.Version < want {
+				r.NonMonotonic = append(r.NonMonotonic, Violation{rd, want, "a read through the handle that ended before this one started"})
 			}
 			continue
 		}

@@ -72,6 +72,9 @@ func TestCheck(t *testing.T) {
 		{"token covers other clients' earlier writes", []checker.Op{tok(50, w(2, 1, 5, 0, 1)), tok(100, w(1, 1, 4, 2, 3)), on(1, tok(100, r(1, 1, 4, 4, 5)))}, map[int]int64{1: 5}, 1, 0, 0, 0, 0},
 		{"token does not cover later positions", []checker.Op{tok(100, w(1, 1, 3, 0, 1)), tok(200, w(2, 1, 4, 2, 3)), on(1, tok(100, r(1, 1, 3, 4, 5)))}, map[int]int64{1: 4}, 0, 0, 0, 0, 0},
 		{"token reads may go back past their token", []checker.Op{tok(100, w(1, 1, 3, 0, 1)), tok(200, w(2, 1, 4, 2, 3)), on(1, tok(200, r(1, 1, 4, 4, 5))), on(1, tok(100, r(1, 1, 3, 6, 7)))}, map[int]int64{1: 4}, 0, 0, 0, 0, 0},
+		{"monotonic reads hold across the handle's clients", []checker.Op{r(1, 1, 2, 0, 1), r(2, 1, 1, 2, 3)}, map[int]int64{1: 2}, 0, 1, 0, 0, 0},
+		{"overlapping reads of two clients may disagree", []checker.Op{r(1, 1, 2, 0, 5), r(2, 1, 1, 1, 6)}, map[int]int64{1: 2}, 0, 0, 0, 0, 0},
+		{"another handle's clients may disagree", []checker.Op{on(1, r(1, 1, 2, 0, 1)), on(1, r(2, 1, 1, 2, 3))}, map[int]int64{1: 2}, 0, 0, 0, 0, 0},
 		{"monotonic reads hold per handle", []checker.Op{w(1, 1, 2, 0, 1), r(2, 1, 2, 2, 3), on(1, r(2, 1, 1, 4, 5))}, map[int]int64{1: 2}, 0, 0, 0, 0, 0},
 		{"lost write through another handle", []checker.Op{on(1, w(1, 1, 3, 0, 1))}, map[int]int64{1: 2}, 0, 0, 1, 0, 0},
 

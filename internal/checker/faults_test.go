@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,16 +39,18 @@ type fault struct {
 	ended time.Time
 }
 
-// TestConsistencyUnderFaults runs clients through pgwait while a replica's
-// replay is paused for longer than the wait timeout, and the replica is
-// killed, stopped and restarted; then it checks the history. The clients
+// TestConsistencyUnderFaults runs clients through pgwait over two replicas
+// while one's replay is paused for longer than the wait timeout, and it is
+// killed, stopped and restarted; then it checks the history (reads move
+// between the replicas as the faulty one leaves and rejoins the rotation:
+// monotonic reads across replicas). The clients
 // play every role of the workload: writes through functions, tokens handed
 // as text to a second handle (another process's, at token scope), hostile
 // tokens, tenant switches under row-level security.
 func TestConsistencyUnderFaults(t *testing.T) {
-	clients := envInt("PGWAIT_CHECKER_CLIENTS", 8)
+	clients := envInt("PGWAIT_CHECKER_CLIENTS", len(checker.Roles))
 	seconds := envInt("PGWAIT_CHECKER_SECONDS", 12)
-	c := pgtest.New(t, pgtest.Options{})
+	c := pgtest.New(t, pgtest.Options{Replicas: 2})
 	ctx := context.Background()
 
 	const waitTimeout = 200 * time.Millisecond
@@ -225,9 +228,13 @@ func stats(t *testing.T, db *sql.DB) pgwait.Stats {
 
 func openPgwait(t testing.TB, c *pgtest.Cluster, settings string) *sql.DB {
 	t.Helper()
-	rc, err := pgx.ParseConfig(c.ReplicaDSN(0))
-	require.NoError(t, err)
-	dsn := fmt.Sprintf("%s pgwait_replicas=%s %s", c.PrimaryDSN(), net.JoinHostPort(rc.Host, strconv.Itoa(int(rc.Port))), settings)
+	var replicas []string
+	for i := range c.Replicas() {
+		rc, err := pgx.ParseConfig(c.ReplicaDSN(i))
+		require.NoError(t, err)
+		replicas = append(replicas, net.JoinHostPort(rc.Host, strconv.Itoa(int(rc.Port))))
+	}
+	dsn := fmt.Sprintf("%s pgwait_replicas=%s %s", c.PrimaryDSN(), strings.Join(replicas, ","), settings)
 	db, err := sql.Open("pgwait", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
@@ -262,7 +269,7 @@ func TestConsistencyThroughFailover(t *testing.T) {
 	defer other.Close()
 	other.SetMaxOpenConns(8)
 
-	w := &checker.Workload{DB: db, Other: other, Clients: 8, Timeout: 5 * time.Second}
+	w := &checker.Workload{DB: db, Other: other, Clients: len(checker.Roles), Timeout: 5 * time.Second}
 	require.NoError(t, w.Setup(ctx))
 	runCtx, stop := context.WithTimeout(ctx, 8*time.Second)
 	defer stop()

@@ -27,7 +27,7 @@ type Workload struct {
 	// with DB); the Token and Hostile roles read through it. Nil: the Token
 	// role is left out.
 	Other   *sql.DB
-	Clients int           // concurrent clients; default 8
+	Clients int           // concurrent clients; default one per role
 	Keys    int           // keys written and read; default 32
 	Table   string        // default "checker_kv"
 	Timeout time.Duration // per operation; default 10s
@@ -70,6 +70,13 @@ const (
 	// BoundedStaleness(BoundedBy): a read must see every write any handle
 	// had acknowledged BoundedBy before it started.
 	Bounded Role = "bounded staleness"
+	// Outside writes through Other (another process, whose writes DB never
+	// hears of: no token) and reads random keys through DB, without a
+	// token: DB's reads owe it nothing, but must not go back in time as
+	// they move between replicas that replayed it at different moments
+	// (monotonic reads across replicas, which pgwait can only keep by
+	// asking each replica what it had replayed).
+	Outside Role = "outside writer"
 	// Tenant holds a sql.Conn as a non-superuser role and switches the
 	// tenant of a table under row-level security, with SET (replayed on
 	// replicas) and with set_config() (which pins the connection to the
@@ -78,7 +85,7 @@ const (
 )
 
 // Roles is the default mix.
-var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Global, Bounded}
+var Roles = []Role{Insert, Function, Token, Tenant, FunctionTx, Hostile, Global, Bounded, Outside}
 
 // BoundedBy is the staleness bound of the Bounded role's reads.
 const BoundedBy = time.Second
@@ -91,7 +98,7 @@ const rowsPerTenant = 2
 
 func (w *Workload) defaults() {
 	if w.Clients == 0 {
-		w.Clients = 8
+		w.Clients = len(Roles)
 	}
 	if w.Keys == 0 {
 		w.Keys = 32
@@ -186,6 +193,16 @@ func (w *Workload) step(ctx context.Context, cl *client) {
 		}
 		w.tokenRead(ctx, cl, key)
 		w.tokenRead(ctx, cl, cl.rng.IntN(w.Keys))
+	case Outside:
+		if w.Other == nil {
+			cl.role = Insert
+			return
+		}
+		if w.write(ctx, cl, key) != nil {
+			return
+		}
+		w.read(ctx, cl, cl.rng.IntN(w.Keys))
+		w.read(ctx, cl, cl.rng.IntN(w.Keys))
 	case Bounded, Global:
 		if w.Other == nil {
 			cl.role = Insert
@@ -262,6 +279,10 @@ func (w *Workload) write(ctx context.Context, cl *client, key int) error {
 			if err == nil {
 				op.Token = uint64(cl.token.LSN())
 			}
+			return err
+		case Outside:
+			op.Handle = 1
+			_, err := w.Other.ExecContext(ctx, w.upsert("$1", "$2"), key, op.Version)
 			return err
 		}
 		_, err := w.DB.ExecContext(ctx, w.upsert("$1", "$2"), key, op.Version)

@@ -341,6 +341,23 @@ func (t *Tracker) ReplicaRead(s *Session, i int, target LSN) {
 	t.handle = max(t.handle, saw)
 }
 
+// ReplicaSaw records the replay position replica i reported in the round
+// trip of a read of s, after the read's statement: at least what the read
+// saw (its snapshot came before), so that s's later reads, and the
+// handle's, wait for it on whatever replica they run (exact monotonic
+// reads across replicas). It also confirms the replica's position, as a
+// wait does.
+func (t *Tracker) ReplicaSaw(s *Session, i int, l LSN) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.syncLocked(s)
+	s.seen = max(s.seen, l)
+	t.handle = max(t.handle, l)
+	if t.replicas[i].reason == InRotation {
+		t.confirmLocked(i, l)
+	}
+}
+
 // Confirmed records that replica i replayed at least l (a wait succeeded).
 // A replica out of rotation learns nothing from it: the wait may have
 // succeeded before what took it out (a crash, after which it may come back

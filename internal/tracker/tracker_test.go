@@ -54,6 +54,36 @@ func TestMonotonicReadsInEveryScope(t *testing.T) {
 	}
 }
 
+// TestReplicaSawAcrossReplicas: a read on a replica ahead of what the
+// tracker knew of it reports its replay position; the next read, of the
+// same session (every scope) or of another (handle scope), must wait for
+// it on a replica known to be behind it.
+func TestReplicaSawAcrossReplicas(t *testing.T) {
+	for _, scope := range []pgwait.Scope{pgwait.ScopeHandle, pgwait.ScopeConn, pgwait.ScopeToken} {
+		tr := newTracker(scope, 2)
+		s, other := tr.NewSession(), tr.NewSession()
+		tr.Confirmed(0, 100)
+		tr.Confirmed(1, 500)
+		tr.ReplicaRead(s, 0, 100)
+		tr.ReplicaSaw(s, 0, 700) // replica 0 had replayed 700 when it served the read
+		tg := tr.Target(s, Token{}, false)
+		require.Equal(t, LSN(700), tg.LSN, scope.String())
+		require.True(t, tr.NeedsWait(1, tg.LSN), "replica 1 is known at 500 only")
+		require.False(t, tr.NeedsWait(0, tg.LSN), "replica 0 is confirmed at 700")
+		want := LSN(0)
+		if scope == pgwait.ScopeHandle {
+			want = 700
+		}
+		require.Equal(t, want, tr.Target(other, Token{}, false).LSN, scope.String())
+	}
+	tr := newTracker(pgwait.ScopeHandle, 2)
+	s := tr.NewSession()
+	tr.Eject(1, Failed, time.Now())
+	tr.ReplicaSaw(s, 1, 900) // a read that ended as its replica left the rotation
+	require.Equal(t, LSN(900), tr.Target(s, Token{}, false).LSN, "the session saw it all the same")
+	require.Equal(t, LSN(0), tr.Replica(1).Replayed, "a replica out of rotation is not confirmed")
+}
+
 func TestTokens(t *testing.T) {
 	setup := func() (*Tracker, *Session) {
 		tr := newTracker(pgwait.ScopeToken, 1)
