@@ -83,10 +83,12 @@
 //     position (pg_last_wal_replay_lsn()) read after its statement, both
 //     in the read's own round trip: a later read, on whatever replica, waits
 //     for what the earlier one really saw, not only for what pgwait had
-//     confirmed of its replica. (With one replica there is nothing to ask:
-//     its replay only moves forward.) A read counts once its rows are read
-//     to the end or closed; a one-row result is complete before the call
-//     returns. One exception: in simple_protocol, a query text of several
+//     confirmed of its replica. A read counts once its rows are read to the
+//     end or closed; a one-row result is complete before the call returns.
+//     With one replica there is nothing to ask, as its replay only moves
+//     forward; except across a crash of the replica, which may open for
+//     reads before it has replayed again what it had beyond the position a
+//     probe last confirmed. In simple_protocol, a query text of several
 //     statements counts only as what pgwait had confirmed of its replica.
 //   - A read never waits forever: after the wait timeout it reads from the
 //     primary, or fails with a *WaitTimeoutError, as configured. A context
@@ -194,8 +196,11 @@
 // primary (a read is safe to repeat; a write is never repeated); one that
 // replay cancelled (a recovery conflict: SQLSTATE 40001, 40P01 or 57P04
 // "conflict with recovery") runs again on another replica, or the primary,
-// counted in Stats.RecoveryConflicts; inside a caller's transaction the
-// error is returned as it is. A replica out of connection slots (53300)
+// counted in Stats.RecoveryConflicts, also when the conflict comes after
+// the replica sent the first row (a result is read past its first row
+// before it is handed out, so a one-row result is complete); only a
+// conflict after rows were handed out reaches the caller, from Next or
+// Close. Inside a caller's transaction the error is returned as it is. A replica out of connection slots (53300)
 // stays in rotation. Probes also tell reads how far each replica has
 // replayed, so that most reads need no wait at all. driver.ReplicasOf
 // reports each replica's state, why and since when it is out, its last
