@@ -329,23 +329,33 @@ func TestReadsSurviveThePrimary(t *testing.T) {
 	assert.Equal(t, 1, n)
 }
 
-func TestRecoveryConflictsAreRetried(t *testing.T) {
+// conflictCluster starts a cluster whose replica cancels queries that
+// replay conflicts with at once, opens a pgwait handle over it with extra
+// settings, fills a table with rows (insert: the values statement) that the
+// replica has, and connects to the primary directly.
+func conflictCluster(t *testing.T, insert string, extra ...string) (db *sql.DB, tbl string, primary *pgx.Conn) {
 	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{
 		"max_standby_streaming_delay": "0",
 		"hot_standby_feedback":        "off",
 	}})
 	ctx := ctxT(t)
-	db := open(t, c, "pgwait_health_interval=100ms")
-	tbl := table(t, db)
-	_, err := db.Exec("INSERT INTO " + tbl + " (v) SELECT g::text FROM generate_series(1, 200) g")
+	db = open(t, c, extra...)
+	tbl = table(t, db)
+	_, err := db.Exec("INSERT INTO " + tbl + " " + insert)
 	require.NoError(t, err)
 	eventuallyOnReplica(t, ctx, db)
+	primary, err = pgx.Connect(ctx, c.PrimaryDSN())
+	require.NoError(t, err)
+	t.Cleanup(func() { primary.Close(context.Background()) })
+	return db, tbl, primary
+}
+
+func TestRecoveryConflictsAreRetried(t *testing.T) {
+	ctx := ctxT(t)
+	db, tbl, primary := conflictCluster(t, "(v) SELECT g::text FROM generate_series(1, 200) g", "pgwait_health_interval=100ms")
 
 	// The primary keeps rewriting the rows and vacuuming the old versions
 	// away: replaying the cleanup cancels replica queries that still see them.
-	primary, err := pgx.Connect(ctx, c.PrimaryDSN())
-	require.NoError(t, err)
-	defer primary.Close(ctx)
 	done := make(chan struct{})
 	var churn sync.WaitGroup
 	churn.Go(func() {
@@ -472,22 +482,11 @@ func TestReplicaSetChangesAtRunTime(t *testing.T) {
 // one-row read after its row was sent (here: the row comes from the first
 // branch of an Append, the second sleeps and returns nothing, and the
 // primary's ACCESS EXCLUSIVE lock, replayed meanwhile, cancels the
-// statement) is retried
-// like one raised before any row, instead of reaching the caller at Close.
+// statement) is retried like one raised before any row, instead of
+// reaching the caller at Close.
 func TestRecoveryConflictAfterTheRowIsRetried(t *testing.T) {
-	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{
-		"max_standby_streaming_delay": "0",
-		"hot_standby_feedback":        "off",
-	}})
 	ctx := ctxT(t)
-	db := open(t, c, "pgwait_replica_timeout=20s")
-	tbl := table(t, db)
-	_, err := db.Exec("INSERT INTO " + tbl + " (id, v) VALUES (1, 'row')")
-	require.NoError(t, err)
-	eventuallyOnReplica(t, ctx, db)
-	primary, err := pgx.Connect(ctx, c.PrimaryDSN())
-	require.NoError(t, err)
-	defer primary.Close(ctx)
+	db, tbl, primary := conflictCluster(t, "(id, v) VALUES (1, 'row')", "pgwait_replica_timeout=20s")
 
 	lock := make(chan error, 1)
 	go func() {
@@ -496,7 +495,7 @@ func TestRecoveryConflictAfterTheRowIsRetried(t *testing.T) {
 		lock <- err
 	}()
 	var v string
-	err = db.QueryRowContext(ctx, "SELECT v FROM "+tbl+" WHERE id = 1 UNION ALL SELECT 'never' FROM pg_sleep(2) WHERE random() < 0").Scan(&v)
+	err := db.QueryRowContext(ctx, "SELECT v FROM "+tbl+" WHERE id = 1 UNION ALL SELECT 'never' FROM pg_sleep(2) WHERE random() < 0").Scan(&v)
 	require.NoError(t, <-lock)
 	require.NoError(t, err, "the conflict after the row was sent is retried")
 	assert.Equal(t, "row", v)

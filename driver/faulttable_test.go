@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -133,16 +132,8 @@ func TestFaultTable(t *testing.T) {
 	})
 
 	t.Run("recovery conflicts", func(t *testing.T) {
-		c := pgtest.New(t, pgtest.Options{Settings: map[string]string{"max_standby_streaming_delay": "0", "hot_standby_feedback": "off"}})
 		ctx := ctxT(t)
-		db := open(t, c, "pgwait_wait_timeout=1s")
-		tbl := table(t, db)
-		_, err := db.Exec("INSERT INTO " + tbl + " (v) SELECT g::text FROM generate_series(1, 200) g")
-		require.NoError(t, err)
-		eventuallyOnReplica(t, ctx, db)
-		primary, err := pgx.Connect(ctx, c.PrimaryDSN())
-		require.NoError(t, err)
-		defer primary.Close(ctx)
+		db, tbl, primary := conflictCluster(t, "(v) SELECT g::text FROM generate_series(1, 200) g", "pgwait_wait_timeout=1s")
 		done := make(chan struct{})
 		var churn sync.WaitGroup
 		churn.Go(func() {
