@@ -578,3 +578,19 @@ func TestTail(t *testing.T) {
 	assert.Equal(t, "a\nb", tail([]byte("a\nb"), 5))
 	assert.Equal(t, "", tail(nil, 5))
 }
+
+func TestCPUTimes(t *testing.T) {
+	c := Need(t, shared)
+	ctx := testCtx(t, time.Minute)
+	p0, r0, err := c.CPUTimes()
+	require.NoError(t, err)
+	require.Len(t, r0, c.Replicas())
+	assert.Positive(t, p0, "the primary has run")
+	assert.Positive(t, r0[0], "the replica has run")
+	// Work in a backend that then exits still counts: the postmaster's
+	// reaped children carry it.
+	exec1(t, ctx, c.PrimaryDSN(), "SELECT count(*) FROM generate_series(1, 3000000)")
+	p1, _, err := c.CPUTimes()
+	require.NoError(t, err)
+	assert.Greater(t, p1-p0, 50*time.Millisecond, "a query that counts to three million")
+}
