@@ -45,7 +45,7 @@ func benchEnv(b *testing.B) *env {
 
 func benchEnvT(t testing.TB) *env {
 	t.Helper()
-	shared.once.Do(func() { shared.env, shared.err = startEnv(context.Background()) })
+	shared.once.Do(func() { shared.env, shared.err = startEnv(context.Background(), 2) })
 	if shared.err != nil {
 		if errors.Is(shared.err, pgtest.ErrNoPostgres) && !pgtest.Required() {
 			t.Skip(shared.err)

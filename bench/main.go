@@ -54,19 +54,35 @@ type config struct {
 	Duration time.Duration // measured time per throughput variant and client count
 	Slices   int           // the Duration is cut into this many interleaved slices
 	Allocs   int           // queries per variant for the allocation count
+	// Section 6 and 7: primary offload and server connections.
+	OffloadClients  []int
+	OffloadDuration time.Duration // per variant, workload and client count
+	// Section 8: scale of one handle.
+	ScaleReplicas   int           // replicas the pgwait handle reads
+	ScaleGoroutines int           // goroutines reading through one *sql.DB
+	ScaleConns      int           // its pool's MaxOpenConns
+	ScaleDuration   time.Duration // per variant
+	// Section 9: consistency levels.
+	Levels   int // reads per level
 	Sections map[string]bool
 }
 
-var sectionNames = []string{"raw", "noread", "write", "tput", "async"}
+var sectionNames = []string{"raw", "noread", "write", "tput", "async", "offload", "scale", "levels"}
 
 func fullConfig() config {
 	return config{Raw: 1500, Reads: 6000, Writes: 3000, Async: 300, Batch: 25,
-		Clients: []int{8, 32, 64}, Duration: 4 * time.Second, Slices: 4, Allocs: 2000}
+		Clients: []int{8, 32, 64}, Duration: 4 * time.Second, Slices: 4, Allocs: 2000,
+		OffloadClients: []int{8, 32, 64}, OffloadDuration: 2 * time.Second,
+		ScaleReplicas: 4, ScaleGoroutines: 256, ScaleConns: 128, ScaleDuration: 4 * time.Second,
+		Levels: 1000}
 }
 
 func quickConfig() config {
 	return config{Raw: 100, Reads: 300, Writes: 300, Async: 40, Batch: 10,
-		Clients: []int{8, 32, 64}, Duration: 400 * time.Millisecond, Slices: 2, Allocs: 200}
+		Clients: []int{8, 32, 64}, Duration: 400 * time.Millisecond, Slices: 2, Allocs: 200,
+		OffloadClients: []int{8}, OffloadDuration: 300 * time.Millisecond,
+		ScaleReplicas: 2, ScaleGoroutines: 256, ScaleConns: 32, ScaleDuration: 300 * time.Millisecond,
+		Levels: 60}
 }
 
 func main() {
@@ -93,6 +109,13 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	clients := fs.String("clients", "", "client counts of the throughput section (default 8,32,64)")
 	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 400ms)")
 	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
+	offClients := fs.String("offload-clients", "", "client counts of the primary offload section (default 8,32,64, -quick 8)")
+	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 2s, -quick 300ms)")
+	scaleReplicas := fs.Int("scale-replicas", 0, "replicas the scale section's pgwait handle reads (default 4, -quick 2)")
+	scaleGoroutines := fs.Int("scale-goroutines", 0, "goroutines reading through one *sql.DB in the scale section (default 256)")
+	scaleConns := fs.Int("scale-conns", 0, "the scale section's pool size, SetMaxOpenConns (default 128, -quick 32)")
+	scaleDuration := fs.Duration("scale-duration", 0, "measured time per scale variant (default 4s, -quick 300ms)")
+	levels := fs.Int("levels", 0, "reads per consistency level (default 1000, -quick 60)")
 	sections := fs.String("sections", strings.Join(sectionNames, ","), "sections to run: "+strings.Join(sectionNames, ","))
 	out := fs.String("out", "", "write the results as markdown to this file")
 	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file")
@@ -122,19 +145,31 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	setInt(&cfg.Batch, *batch)
 	setInt(&cfg.Allocs, *allocs)
 	setInt(&cfg.Slices, *slices)
-	if *duration > 0 {
-		cfg.Duration = *duration
-	}
-	if *clients != "" {
-		cfg.Clients = nil
-		for _, f := range strings.Split(*clients, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 120 {
-				fmt.Fprintf(stderr, "bench: -clients: %q is not a client count from 1 to 120\n", f)
-				return exitError
-			}
-			cfg.Clients = append(cfg.Clients, n)
+	setInt(&cfg.ScaleReplicas, min(*scaleReplicas, maxReplicas))
+	setInt(&cfg.ScaleGoroutines, *scaleGoroutines)
+	setInt(&cfg.ScaleConns, min(*scaleConns, 128))
+	setInt(&cfg.Levels, *levels)
+	for _, d := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&cfg.Duration, *duration}, {&cfg.OffloadDuration, *offDuration}, {&cfg.ScaleDuration, *scaleDuration}} {
+		if d.v > 0 {
+			*d.dst = d.v
 		}
+	}
+	for _, l := range []struct {
+		flag, value string
+		dst         *[]int
+	}{{"clients", *clients, &cfg.Clients}, {"offload-clients", *offClients, &cfg.OffloadClients}} {
+		if l.value == "" {
+			continue
+		}
+		counts, err := clientCounts(l.value)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: -%s: %v\n", l.flag, err)
+			return exitError
+		}
+		*l.dst = counts
 	}
 	cfg.Sections = map[string]bool{}
 	for _, s := range strings.Split(*sections, ",") {
@@ -212,4 +247,17 @@ func realMain(args []string, stdout, stderr *os.File) int {
 		return exitStale
 	}
 	return exitOK
+}
+
+// clientCounts reads a comma-separated list of client counts.
+func clientCounts(s string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 120 {
+			return nil, fmt.Errorf("%q is not a client count from 1 to 120", f)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }

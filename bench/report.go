@@ -24,14 +24,21 @@ type results struct {
 	write                                         []*series // section 3: pgwait, pgx stdlib, pgconn, pgconn + capture
 	tput                                          []*tputRow
 	async                                         []*series // section 5: pgwait, naive
+	offload                                       []*offRow // sections 6 and 7
+	scale                                         *scaleResult
+	levels                                        []*levelRow
 	rawStats, noWaitStats, writeStats, asyncStats pgwait.Stats
 }
 
 // run starts the cluster and runs the sections cfg selects.
 func run(ctx context.Context, cfg config, log io.Writer, startProfile func() func()) (*results, error) {
-	fmt.Fprintf(log, "starting a PostgreSQL 19 primary and a streaming replica on 127.0.0.1 (max_connections=%s) ...\n", maxConnections)
+	fmt.Fprintf(log, "starting a PostgreSQL 19 primary and streaming replicas on 127.0.0.1 (max_connections=%s) ...\n", maxConnections)
 	t0 := time.Now()
-	e, err := startEnv(ctx)
+	replicas := 2
+	if cfg.Sections["scale"] {
+		replicas = max(replicas, cfg.ScaleReplicas)
+	}
+	e, err := startEnv(ctx, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +63,9 @@ func runOn(ctx context.Context, e *env, cfg config, log io.Writer) (*results, er
 		{"write", sectionWrite},
 		{"tput", sectionThroughput},
 		{"async", sectionAsync},
+		{"offload", sectionOffload},
+		{"scale", sectionScale},
+		{"levels", sectionLevels},
 	}
 	for _, s := range sections {
 		if !cfg.Sections[s.name] {
@@ -108,6 +118,16 @@ func (r *results) pgwaitStale() int {
 	for _, t := range r.tput {
 		if t.pgwait {
 			n += t.stale
+		}
+	}
+	for _, o := range r.offload {
+		if o.name != offPrimary {
+			n += o.stale
+		}
+	}
+	for _, l := range r.levels {
+		if l.checked {
+			n += l.s.stale
 		}
 	}
 	return n
@@ -284,6 +304,9 @@ func (r *results) tables() []*table {
 			statsNote(r.asyncStats))
 		ts = append(ts, t)
 	}
+	ts = append(ts, r.offloadTables()...)
+	ts = append(ts, r.scaleTables()...)
+	ts = append(ts, r.levelTables()...)
 	return ts
 }
 
@@ -359,6 +382,8 @@ func (r *results) targets() []target {
 		pg := r.async[0]
 		ts = append(ts, target{"synchronous_commit=off stale reads from pgwait", fmt.Sprintf("%d of %d", pg.stale, len(pg.d)), "0", pg.stale == 0})
 	}
+	ts = append(ts, r.offloadTargets()...)
+	ts = append(ts, r.levelTargets()...)
 	return ts
 }
 

@@ -17,15 +17,34 @@ import (
 // every Linux architecture Go runs on).
 const clockTick = 10 * time.Millisecond
 
-// CPUTimes returns the CPU time (user plus system) used so far by the
-// primary's processes and by each replica's (0 for a server that is not
-// running): the postmaster, every live process whose parent chain leads to
-// it, and the children it has already reaped (its cutime and cstime), so
-// that a backend that exits between two calls is not lost. A live process
-// counts its on-CPU time in nanoseconds from /proc/<pid>/schedstat where the
-// kernel has it, else from /proc/<pid>/stat in clock ticks. Subtract two
-// calls to get what the servers spent in between. Linux only.
-func (c *Cluster) CPUTimes() (primary time.Duration, replicas []time.Duration, err error) {
+// ServerCPU is the CPU time (user plus system) a server's processes used,
+// in all and by kind of process.
+type ServerCPU struct {
+	Total time.Duration
+	// Backends are client backends (applications' connections); WALSenders
+	// stream WAL to replicas; Replay is a standby's startup process (which
+	// replays WAL) and WAL receiver; Exited are children the postmaster has
+	// reaped, whatever their kind. The rest of Total is the postmaster and
+	// the other auxiliary processes (checkpointer, WAL writer, autovacuum...).
+	Backends, WALSenders, Replay, Exited time.Duration
+}
+
+// Sub returns what s used since an earlier reading of the same server.
+func (s ServerCPU) Sub(earlier ServerCPU) ServerCPU {
+	return ServerCPU{Total: s.Total - earlier.Total, Backends: s.Backends - earlier.Backends,
+		WALSenders: s.WALSenders - earlier.WALSenders, Replay: s.Replay - earlier.Replay, Exited: s.Exited - earlier.Exited}
+}
+
+// CPUTimes returns the CPU time used so far by the primary's processes and
+// by each replica's (zero for a server that is not running): the
+// postmaster, every live process whose parent chain leads to it, and the
+// children it has already reaped (its cutime and cstime), so that a backend
+// that exits between two calls is not lost. A live process counts its
+// on-CPU time in nanoseconds from /proc/<pid>/schedstat where the kernel has
+// it, else from /proc/<pid>/stat in clock ticks; its kind comes from its
+// process title (/proc/<pid>/cmdline). Subtract two calls to get what the
+// servers spent in between. Linux only.
+func (c *Cluster) CPUTimes() (primary ServerCPU, replicas []ServerCPU, err error) {
 	c.mu.Lock()
 	roots := []int{c.primary.pid()}
 	for _, r := range c.replicas {
@@ -35,21 +54,16 @@ func (c *Cluster) CPUTimes() (primary time.Duration, replicas []time.Duration, e
 
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, nil, fmt.Errorf("pgtest: CPU times: %w", err)
+		return ServerCPU{}, nil, fmt.Errorf("pgtest: CPU times: %w", err)
 	}
-	type proc struct {
-		ppid int
-		own  time.Duration // the process's own time
-		kids time.Duration // its reaped children's
-	}
-	procs := make(map[int]proc, len(ents))
+	procs := make(map[int]procCPU, len(ents))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
 		if p, ok := readProcCPU(pid); ok {
-			procs[pid] = proc{p.ppid, p.own, p.kids}
+			procs[pid] = p
 		}
 	}
 	root := make(map[int]int, len(roots)) // postmaster pid -> index in roots
@@ -58,17 +72,27 @@ func (c *Cluster) CPUTimes() (primary time.Duration, replicas []time.Duration, e
 			root[pid] = i
 		}
 	}
-	totals := make([]time.Duration, len(roots))
+	totals := make([]ServerCPU, len(roots))
 	for pid, p := range procs {
 		if i, ok := root[pid]; ok {
-			totals[i] += p.own + p.kids
+			totals[i].Total += p.own + p.kids
+			totals[i].Exited += p.kids
 			continue
 		}
 		// Walk up a few generations: backends and auxiliary processes are
 		// the postmaster's children, and none of them forks further.
 		for up, depth := p.ppid, 0; up > 1 && depth < 4; depth++ {
 			if i, ok := root[up]; ok {
-				totals[i] += p.own
+				t := &totals[i]
+				t.Total += p.own
+				switch processKind(pid) {
+				case "backend":
+					t.Backends += p.own
+				case "walsender":
+					t.WALSenders += p.own
+				case "replay":
+					t.Replay += p.own
+				}
 				break
 			}
 			up = procs[up].ppid
@@ -77,6 +101,29 @@ func (c *Cluster) CPUTimes() (primary time.Duration, replicas []time.Duration, e
 	return totals[0], totals[1:], nil
 }
 
+// processKind tells a server process's kind from its title: "postgres:
+// [cluster_name: ]walsender ...", "startup recovering ...", "walreceiver
+// ...", or for a client backend "user database host(port) state".
+func processKind(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	title := strings.TrimPrefix(strings.TrimRight(string(b), "\x00"), "postgres: ")
+	if i := strings.Index(title, ": "); i >= 0 && strings.HasPrefix(title, "pgtest-") {
+		title = title[i+2:]
+	}
+	word, _, _ := strings.Cut(title, " ")
+	switch {
+	case word == "walsender":
+		return "walsender"
+	case word == "startup" || word == "walreceiver":
+		return "replay"
+	case strings.Contains(title, "127.0.0.1("):
+		return "backend"
+	}
+	return ""
+}
 type procCPU struct {
 	ppid      int
 	own, kids time.Duration
