@@ -35,7 +35,7 @@ type env struct {
 	pgwaitDSN  string   // primaryDSN plus pgwait_replicas of replica 0
 	replicas   []string // host:port of every replica, numbered as in the cluster
 	streaming  int      // replicas 0 to streaming-1 run; the others are stopped until a section needs them
-	version    string // server_version
+	version    string   // server_version
 	walBlock   uint64
 	walSegment uint64
 	nextRow    int

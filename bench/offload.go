@@ -56,7 +56,7 @@ type offRow struct {
 	ops        int
 	stale      int
 	elapsed    time.Duration
-	cpu        time.Duration   // the benchmark process's
+	cpu        time.Duration      // the benchmark process's
 	primaryCPU pgtest.ServerCPU   // the primary's processes'
 	replicaCPU []pgtest.ServerCPU // each streaming replica's processes'
 	stats      *pgwait.Stats

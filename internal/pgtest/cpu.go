@@ -124,6 +124,7 @@ func processKind(pid int) string {
 	}
 	return ""
 }
+
 type procCPU struct {
 	ppid      int
 	own, kids time.Duration
