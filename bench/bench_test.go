@@ -352,4 +352,19 @@ func TestRun(t *testing.T) {
 	if b := img.Bounds(); b.Dx() != chartWidth || b.Dy() < 200 {
 		t.Errorf("chart is %v", b)
 	}
+	cdf := cdfPath(png)
+	if err := writeCDF(cdf, cdfTitle, res.raw); err != nil {
+		t.Fatal(err)
+	}
+	f, err = os.Open(cdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err = imagepng.Decode(f); err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != chartWidth || b.Dy() != cdfHeight {
+		t.Errorf("CDF chart is %v", b)
+	}
 }

@@ -118,7 +118,7 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	levels := fs.Int("levels", 0, "reads per consistency level (default 1000, -quick 60)")
 	sections := fs.String("sections", strings.Join(sectionNames, ","), "sections to run: "+strings.Join(sectionNames, ","))
 	out := fs.String("out", "", "write the results as markdown to this file")
-	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file")
+	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file, and section 1's CDF beside it (x.png: x-cdf.png)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (cluster start excluded) to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file (records every allocation: timings of such a run are distorted)")
 	if err := fs.Parse(args); err != nil {
@@ -235,6 +235,13 @@ func realMain(args []string, stdout, stderr *os.File) int {
 				err = errors.Join(err, werr)
 			} else {
 				fmt.Fprintln(stdout, "wrote", *png)
+			}
+		}
+		if *png != "" && len(res.raw) > 0 {
+			if werr := writeCDF(cdfPath(*png), cdfTitle, res.raw); werr != nil {
+				err = errors.Join(err, werr)
+			} else {
+				fmt.Fprintln(stdout, "wrote", cdfPath(*png))
 			}
 		}
 	}
