@@ -80,9 +80,9 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{Raw: 100, Reads: 300, Writes: 300, Async: 40, Batch: 10,
 		Clients: []int{8, 32, 64}, Duration: 400 * time.Millisecond, Slices: 2, Allocs: 200,
-		OffloadClients: []int{8}, OffloadDuration: 300 * time.Millisecond,
-		ScaleReplicas: 2, ScaleGoroutines: 256, ScaleConns: 32, ScaleDuration: 300 * time.Millisecond,
-		Levels: 60}
+		OffloadClients: []int{8}, OffloadDuration: 200 * time.Millisecond,
+		ScaleReplicas: 2, ScaleGoroutines: 256, ScaleConns: 32, ScaleDuration: 200 * time.Millisecond,
+		Levels: 40}
 }
 
 func main() {
@@ -110,12 +110,12 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 400ms)")
 	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
 	offClients := fs.String("offload-clients", "", "client counts of the primary offload section (default 8,32,64, -quick 8)")
-	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 2s, -quick 300ms)")
+	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 2s, -quick 200ms)")
 	scaleReplicas := fs.Int("scale-replicas", 0, "replicas the scale section's pgwait handle reads (default 4, -quick 2)")
 	scaleGoroutines := fs.Int("scale-goroutines", 0, "goroutines reading through one *sql.DB in the scale section (default 256)")
 	scaleConns := fs.Int("scale-conns", 0, "the scale section's pool size, SetMaxOpenConns (default 128, -quick 32)")
-	scaleDuration := fs.Duration("scale-duration", 0, "measured time per scale variant (default 4s, -quick 300ms)")
-	levels := fs.Int("levels", 0, "reads per consistency level (default 1000, -quick 60)")
+	scaleDuration := fs.Duration("scale-duration", 0, "measured time per scale variant (default 4s, -quick 200ms)")
+	levels := fs.Int("levels", 0, "reads per consistency level (default 1000, -quick 40)")
 	sections := fs.String("sections", strings.Join(sectionNames, ","), "sections to run: "+strings.Join(sectionNames, ","))
 	out := fs.String("out", "", "write the results as markdown to this file")
 	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file, and section 1's CDF beside it (x.png: x-cdf.png)")

@@ -242,7 +242,7 @@ func sectionOffload(ctx context.Context, e *env, cfg config, res *results, log i
 	defer mon.close()
 	most := slices.Max(cfg.OffloadClients)
 	slice := cfg.OffloadDuration / time.Duration(cfg.Slices)
-	warm := min(slice, 200*time.Millisecond)
+	warm := min(slice, 100*time.Millisecond)
 	for wi, w := range workloads {
 		// Fresh handles per workload: the connections a read-only workload
 		// opens are its own.

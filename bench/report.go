@@ -27,7 +27,8 @@ type results struct {
 	async                                         []*series // section 5: pgwait, naive
 	offload                                       []*offRow // sections 6 and 7
 	scale                                         *scaleResult
-	levels                                        []*levelRow
+	levels                                        []*levelRow // section 9
+	levelControl                                  *levelRow
 	rawStats, noWaitStats, writeStats, asyncStats pgwait.Stats
 }
 
