@@ -101,7 +101,11 @@ func writeChart(path string, r *results) error {
 		y += 14
 	}
 	drawText(img, margin, y, "BLUE: PGWAIT. EACH PANEL HAS ITS OWN SCALE. SEE DOCS/BENCHMARKS.MD", grey)
+	return savePNG(path, img)
+}
 
+// savePNG writes img to path as a PNG.
+func savePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -297,15 +301,7 @@ func writeCDF(path string, title string, ss []*series) error {
 			px, py = x, y
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return savePNG(path, img)
 }
 
 // line draws a 2-pixel-wide horizontal or vertical segment.

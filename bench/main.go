@@ -1,29 +1,40 @@
 // Command bench measures pgwait against the alternatives it replaces, side by
-// side in one run, on a PostgreSQL 19 primary and streaming replica that it
-// starts on 127.0.0.1 (internal/pgtest):
+// side in one run, on a PostgreSQL 19 primary and streaming replicas that it
+// starts on 127.0.0.1 (internal/pgtest; 2 replicas stream, 2 more are
+// started for the scale section):
 //
 //  1. read-after-write latency: pgwait; WAIT FOR LSN alone, pipelined with
 //     the SELECT over raw pgconn (the physical limit); polling
 //     pg_last_wal_replay_lsn() every 1 ms; reading the primary; a naive
-//     replica read (stale reads counted);
+//     replica read (stale reads counted); p50, p99, p99.9 and a CDF image;
 //  2. a replica read with nothing to wait for: pgwait against pgx stdlib, with
 //     allocations per query;
 //  3. the cost of a write: pgwait (LSN captured in the same round trip)
 //     against pgx stdlib;
 //  4. throughput of write-then-read cycles with 8, 32 and 64 clients: pgwait,
 //     primary only, naive replica reads;
-//  5. read-after-write with synchronous_commit=off: pgwait against naive.
+//  5. read-after-write with synchronous_commit=off: pgwait against naive;
+//  6. primary offload: the servers' CPU time per operation (from /proc) of
+//     three workloads (write-then-read, a read-heavy mix, read-only), pgwait
+//     on 1 and 2 replicas against primary only;
+//  7. server connections per pooled connection for the same workloads
+//     (pg_stat_activity);
+//  8. the scale of one handle: reads/s of 256 goroutines over 4 replicas,
+//     beside pgx stdlib on one, with the most contended locks;
+//  9. the consistency levels: read latency and primary transactions per
+//     read (pg_stat_database), each level side by side.
 //
 // The variants of a section run interleaved, in rounds, so that the noise of
 // a shared machine hits them all alike. It prints medians, p99 and ratios,
 // then one PASS or MISS line per target, and can write the results as a
-// markdown table (-out) and a PNG bar chart of the medians (-png).
+// markdown table (-out) and PNG charts (-png: a bar chart of the medians,
+// and section 1's CDF beside it).
 //
 // A benchmark reports; it fails on no time. The exit status is 1 on an error
 // and 2 when pgwait returned a stale read (a correctness bug).
 //
-//	go run ./bench                      # full run, a few minutes
-//	go run ./bench -quick               # tiny run for CI, well under a minute
+//	go run ./bench                      # full run, about 4 minutes
+//	go run ./bench -quick               # tiny run for CI, under 40 s
 //	go run ./bench -out docs/benchmarks.md -png docs/benchmarks.png
 //
 // See bench/README.md for what each number means.
@@ -70,11 +81,11 @@ type config struct {
 var sectionNames = []string{"raw", "noread", "write", "tput", "async", "offload", "scale", "levels"}
 
 func fullConfig() config {
-	return config{Raw: 1500, Reads: 6000, Writes: 3000, Async: 300, Batch: 25,
+	return config{Raw: 3000, Reads: 6000, Writes: 3000, Async: 300, Batch: 25,
 		Clients: []int{8, 32, 64}, Duration: 4 * time.Second, Slices: 4, Allocs: 2000,
-		OffloadClients: []int{8, 32, 64}, OffloadDuration: 2 * time.Second,
+		OffloadClients: []int{8, 32, 64}, OffloadDuration: 3 * time.Second,
 		ScaleReplicas: 4, ScaleGoroutines: 256, ScaleConns: 128, ScaleDuration: 4 * time.Second,
-		Levels: 1000}
+		Levels: 2000}
 }
 
 func quickConfig() config {
@@ -100,7 +111,7 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "tiny sizes, for CI (finishes well under a minute)")
-	raw := fs.Int("raw", 0, "read-after-write iterations per variant (default 1500, -quick 100)")
+	raw := fs.Int("raw", 0, "read-after-write iterations per variant (default 3000, -quick 100)")
 	reads := fs.Int("reads", 0, "no-wait reads per variant (default 6000, -quick 300)")
 	writes := fs.Int("writes", 0, "writes per variant (default 3000, -quick 300)")
 	async := fs.Int("async", 0, "synchronous_commit=off read-after-write iterations per variant (default 300, -quick 40)")
@@ -110,12 +121,12 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 400ms)")
 	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
 	offClients := fs.String("offload-clients", "", "client counts of the primary offload section (default 8,32,64, -quick 8)")
-	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 2s, -quick 200ms)")
+	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 3s, -quick 200ms)")
 	scaleReplicas := fs.Int("scale-replicas", 0, "replicas the scale section's pgwait handle reads (default 4, -quick 2)")
 	scaleGoroutines := fs.Int("scale-goroutines", 0, "goroutines reading through one *sql.DB in the scale section (default 256)")
 	scaleConns := fs.Int("scale-conns", 0, "the scale section's pool size, SetMaxOpenConns (default 128, -quick 32)")
 	scaleDuration := fs.Duration("scale-duration", 0, "measured time per scale variant (default 4s, -quick 200ms)")
-	levels := fs.Int("levels", 0, "reads per consistency level (default 1000, -quick 40)")
+	levels := fs.Int("levels", 0, "reads per consistency level (default 2000, -quick 40)")
 	sections := fs.String("sections", strings.Join(sectionNames, ","), "sections to run: "+strings.Join(sectionNames, ","))
 	out := fs.String("out", "", "write the results as markdown to this file")
 	png := fs.String("png", "", "write a PNG bar chart of the p50 latencies to this file, and section 1's CDF beside it (x.png: x-cdf.png)")
