@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -234,6 +235,12 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	}
 	if res != nil {
 		res.printTargets(stdout)
+		res.command = "go run ./bench " + strings.Join(args, " ")
+		if *out != "" && *png != "" && len(res.raw) > 0 {
+			if rel, rerr := filepath.Rel(filepath.Dir(*out), cdfPath(*png)); rerr == nil {
+				res.cdfImage = filepath.ToSlash(rel)
+			}
+		}
 		if *out != "" {
 			if werr := writeMarkdown(*out, res); werr != nil {
 				err = errors.Join(err, werr)

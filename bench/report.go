@@ -29,6 +29,8 @@ type results struct {
 	scale                                         *scaleResult
 	levels                                        []*levelRow // section 9
 	levelControl                                  *levelRow
+	command                                       string // the command line, for the markdown
+	cdfImage                                      string // section 1's CDF, relative to the markdown file
 	rawStats, noWaitStats, writeStats, asyncStats pgwait.Stats
 }
 
@@ -438,13 +440,17 @@ func writeMarkdown(path string, r *results) error {
 	fmt.Fprintln(&b, "Written by `go run ./bench` (see [bench/README.md](../bench/README.md) for what each number means). Latencies are medians (p50) and 99th percentiles of individual operations. Ratios compare medians; where the variants ran interleaved in rounds, the median and interquartile range of the per-round ratios follow, to show how much the machine's noise moved them.")
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- run: %s, %v in all\n", r.started.UTC().Format("2006-01-02 15:04 UTC"), r.elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs, load average %s at the start and %s at the end (client and both servers share these CPUs)\n",
+	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs, load average %s at the start and %s at the end (the client and every server share these CPUs)\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), r.loadAvg[0], r.loadAvg[1])
-	fmt.Fprintf(&b, "- PostgreSQL %s, primary and one streaming replica on 127.0.0.1 (internal/pgtest: fsync off, wal_writer_delay 10 ms, max_connections %s); %s\n",
-		r.version, maxConnections, runtime.Version())
+	fmt.Fprintf(&b, "- PostgreSQL %s, primary and 2 streaming replicas on 127.0.0.1 (%d for section 8; internal/pgtest: fsync off, wal_writer_delay 10 ms, max_connections %s); %s\n",
+		r.version, max(2, r.cfg.ScaleReplicas), maxConnections, runtime.Version())
 	c := r.cfg
 	fmt.Fprintf(&b, "- sizes: %d read-after-write iterations, %d no-wait reads, %d writes, %d synchronous_commit=off iterations per variant, in rounds of %d; throughput %v per variant at %s clients in %d slices; allocations over %d queries\n",
 		c.Raw, c.Reads, c.Writes, c.Async, c.Batch, c.Duration, joinInts(c.Clients), c.Slices, c.Allocs)
+	fmt.Fprintf(&b, "- sizes, sections 6 to 9: offload %v per variant, workload and client count at %s clients; scale %v per variant, %d goroutines, %d connections, %d replicas; %d reads per consistency level\n",
+		c.OffloadDuration, joinInts(c.OffloadClients), c.ScaleDuration, c.ScaleGoroutines, c.ScaleConns, c.ScaleReplicas, c.Levels)
+	fmt.Fprintf(&b, "- command: `%s`\n", r.command)
+	b.WriteString(reproduce)
 	if ts := r.targets(); len(ts) > 0 {
 		fmt.Fprintln(&b, "\n## Targets")
 		fmt.Fprintln(&b)
@@ -460,9 +466,26 @@ func writeMarkdown(path string, r *results) error {
 	}
 	for _, t := range r.tables() {
 		t.markdown(&b)
+		if strings.HasPrefix(t.title, "1. ") && r.cdfImage != "" {
+			fmt.Fprintf(&b, "![Read-after-write latency, CDF of every read](%s)\n", r.cdfImage)
+		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// reproduce is the markdown page's section on how to run it again.
+const reproduce = `
+## How to reproduce
+
+On a quiet machine, from the repository root (PostgreSQL 19 is found or fetched as for the tests):
+
+` + "```sh" + `
+go run ./bench -out docs/benchmarks.md -png docs/benchmarks.png  # this page and both images (benchmarks-cdf.png too)
+go run ./bench -quick                                            # CI's tiny run: checks the code paths, judges nothing
+go test ./driver -run '^$' -bench RoutingWork -benchmem -cpu 1,2,8          # pgwait's own routing work per read, no server
+go test ./internal/tracker -run '^$' -bench ReadRouting -benchmem -cpu 1,2,8 # the tracker's part of it
+` + "```" + `
+`
 
 func joinInts(v []int) string {
 	s := make([]string, len(v))
