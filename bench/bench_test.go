@@ -307,7 +307,7 @@ func TestRun(t *testing.T) {
 		Duration: 200 * time.Millisecond, Slices: 2, Allocs: 20,
 		OffloadClients: []int{2}, OffloadDuration: 100 * time.Millisecond,
 		ScaleReplicas: 2, ScaleGoroutines: 16, ScaleConns: 4, ScaleDuration: 100 * time.Millisecond,
-		Levels: 10, Sections: map[string]bool{}}
+		Levels: 10, LevelSettle: 100 * time.Millisecond, Sections: map[string]bool{}}
 	for _, s := range sectionNames {
 		cfg.Sections[s] = true
 	}

@@ -130,7 +130,7 @@ func sectionLevels(ctx context.Context, e *env, cfg config, res *results, log io
 			}
 		}
 	}
-	if err := sleepCtx(ctx, 2*pgwait.DefaultHealthInterval+pgwait.DefaultHealthInterval/2); err != nil {
+	if err := sleepCtx(ctx, cfg.LevelSettle); err != nil {
 		return err
 	}
 	if err := interleave(ctx, log, "consistency levels", cfg.Levels, cfg.Batch, 0, vs); err != nil {
@@ -242,7 +242,7 @@ func (r *results) levelTables() []*table {
 	c := r.levelControl
 	t.notes = append(t.notes,
 		fmt.Sprintf("One pgwait handle per level (reading replicas 0 and 1, default handle scope) reads its own row at that level (pgwait.WithLevel), and writes it before every %dth read (the write is not timed); the levels run interleaved. Stale own reads: reads that returned less than the handle wrote last, counted against the levels that promise the caller's own writes (ReadYourWrites, Global, Primary); Eventual and BoundedStaleness do not promise them.", levelWriteEvery),
-		fmt.Sprintf("Primary xacts/read is measured on the server: each handle works in a database of its own, and its count is pg_stat_database.xact_commit + xact_rollback of that database, read after the handles were closed and their backends had exited (a running backend reports its counts at most once a second, an exiting one always). The levels start 2.5 health intervals after the handles' first statements, once the probes have measured each replica's lag (a bounded read goes to the primary until then); those first reads count in the transactions and in the reads. A control handle in a database of its own made the same writes and no reads, with the same health probes over the same time: its count (%d) is subtracted from each level's before dividing by the level's reads (warm-up included). Transactions are not round trips: pgwait runs a statement on the primary as BEGIN, the statement, COMMIT and its position query before one Sync, so a read the primary serves counts 2 transactions in 1 round trip; a Global read's position query (over the health checker's connection, coalesced across concurrent reads) counts 1 in 1. Primary reads (pgwait) is the handle's own count (Stats.PrimaryReads), for comparison.", c.xacts))
+		fmt.Sprintf("Primary xacts/read is measured on the server: each handle works in a database of its own, and its count is pg_stat_database.xact_commit + xact_rollback of that database, read after the handles were closed and their backends had exited (a running backend reports its counts at most once a second, an exiting one always). The levels start %v after the handles' first statements (the full run waits 2.5 health intervals, for the probes to measure each replica's lag: a bounded read goes to the primary until then); those first reads count in the transactions and in the reads. A control handle in a database of its own made the same writes and no reads, with the same health probes over the same time: its count (%d) is subtracted from each level's before dividing by the level's reads (warm-up included). Transactions are not round trips: pgwait runs a statement on the primary as BEGIN, the statement, COMMIT and its position query before one Sync, so a read the primary serves counts 2 transactions in 1 round trip; a Global read's position query (over the health checker's connection, coalesced across concurrent reads) counts 1 in 1. Primary reads (pgwait) is the handle's own count (Stats.PrimaryReads), for comparison.", r.cfg.LevelSettle, c.xacts))
 	return []*table{t}
 }
 

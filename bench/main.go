@@ -53,6 +53,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgwait/pgwait"
 )
 
 // config holds the sizes of a run.
@@ -75,8 +77,9 @@ type config struct {
 	ScaleConns      int           // its pool's MaxOpenConns
 	ScaleDuration   time.Duration // per variant
 	// Section 9: consistency levels.
-	Levels   int // reads per level
-	Sections map[string]bool
+	Levels      int           // reads per level
+	LevelSettle time.Duration // how long the probes measure lag before the levels start
+	Sections    map[string]bool
 }
 
 var sectionNames = []string{"raw", "noread", "write", "tput", "async", "offload", "scale", "levels"}
@@ -86,15 +89,15 @@ func fullConfig() config {
 		Clients: []int{8, 32, 64}, Duration: 4 * time.Second, Slices: 4, Allocs: 2000,
 		OffloadClients: []int{8, 32, 64}, OffloadDuration: 3 * time.Second,
 		ScaleReplicas: 4, ScaleGoroutines: 256, ScaleConns: 128, ScaleDuration: 4 * time.Second,
-		Levels: 2000}
+		Levels: 2000, LevelSettle: 2*pgwait.DefaultHealthInterval + pgwait.DefaultHealthInterval/2}
 }
 
 func quickConfig() config {
 	return config{Raw: 100, Reads: 300, Writes: 300, Async: 40, Batch: 10,
-		Clients: []int{8, 32, 64}, Duration: 400 * time.Millisecond, Slices: 2, Allocs: 200,
+		Clients: []int{8, 32}, Duration: 300 * time.Millisecond, Slices: 2, Allocs: 200,
 		OffloadClients: []int{8}, OffloadDuration: 200 * time.Millisecond,
 		ScaleReplicas: 2, ScaleGoroutines: 256, ScaleConns: 32, ScaleDuration: 200 * time.Millisecond,
-		Levels: 40}
+		Levels: 40, LevelSettle: 0}
 }
 
 func main() {
@@ -118,8 +121,8 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	async := fs.Int("async", 0, "synchronous_commit=off read-after-write iterations per variant (default 300, -quick 40)")
 	batch := fs.Int("batch", 0, "iterations of one variant before the next one's turn (default 25, -quick 10)")
 	allocs := fs.Int("allocs", 0, "queries per variant for the allocation count (default 2000, -quick 200)")
-	clients := fs.String("clients", "", "client counts of the throughput section (default 8,32,64)")
-	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 400ms)")
+	clients := fs.String("clients", "", "client counts of the throughput section (default 8,32,64, -quick 8,32)")
+	duration := fs.Duration("duration", 0, "measured time per throughput variant and client count (default 4s, -quick 300ms)")
 	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
 	offClients := fs.String("offload-clients", "", "client counts of the primary offload section (default 8,32,64, -quick 8)")
 	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 3s, -quick 200ms)")
