@@ -71,6 +71,7 @@ type config struct {
 	// Section 6 and 7: primary offload and server connections.
 	OffloadClients  []int
 	OffloadDuration time.Duration // per variant, workload and client count
+	OffloadRate     float64       // statements/s every variant offers; 0: 70% of the slowest's closed-loop rate; < 0: closed loop
 	// Section 8: scale of one handle.
 	ScaleReplicas   int           // replicas the pgwait handle reads
 	ScaleGoroutines int           // goroutines reading through one *sql.DB
@@ -95,7 +96,7 @@ func fullConfig() config {
 func quickConfig() config {
 	return config{Raw: 100, Reads: 300, Writes: 300, Async: 40, Batch: 10,
 		Clients: []int{8, 32}, Duration: 300 * time.Millisecond, Slices: 2, Allocs: 200,
-		OffloadClients: []int{8}, OffloadDuration: 200 * time.Millisecond,
+		OffloadClients: []int{8}, OffloadDuration: 200 * time.Millisecond, OffloadRate: -1,
 		ScaleReplicas: 2, ScaleGoroutines: 256, ScaleConns: 32, ScaleDuration: 200 * time.Millisecond,
 		Levels: 40, LevelSettle: 0}
 }
@@ -126,6 +127,7 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	slices := fs.Int("slices", 0, "interleaved slices the throughput duration is cut into (default 4, -quick 2)")
 	offClients := fs.String("offload-clients", "", "client counts of the primary offload section (default 8,32,64, -quick 8)")
 	offDuration := fs.Duration("offload-duration", 0, "measured time per offload variant, workload and client count (default 3s, -quick 200ms)")
+	offRate := fs.Float64("offload-rate", 0, "statements per second every offload variant offers, its clients pacing their cycles (default 0: 70% of the slowest variant's closed-loop rate; -1, as -quick: closed loop, each client as fast as it can)")
 	scaleReplicas := fs.Int("scale-replicas", 0, "replicas the scale section's pgwait handle reads (default 4, -quick 2)")
 	scaleGoroutines := fs.Int("scale-goroutines", 0, "goroutines reading through one *sql.DB in the scale section (default 256)")
 	scaleConns := fs.Int("scale-conns", 0, "the scale section's pool size, SetMaxOpenConns (default 128, -quick 32)")
@@ -160,6 +162,7 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	setInt(&cfg.Batch, *batch)
 	setInt(&cfg.Allocs, *allocs)
 	setInt(&cfg.Slices, *slices)
+	cfg.OffloadRate = *offRate
 	setInt(&cfg.ScaleReplicas, min(*scaleReplicas, maxReplicas))
 	setInt(&cfg.ScaleGoroutines, *scaleGoroutines)
 	setInt(&cfg.ScaleConns, min(*scaleConns, 128))

@@ -52,7 +52,8 @@ type offRow struct {
 	workload   string
 	clients    int
 	name       string
-	replicas   int // replicas the variant reads; 0 for primary only
+	replicas   int     // replicas the variant reads; 0 for primary only
+	offered    float64 // the ops/s its clients were paced at; 0: as fast as they could
 	ops        int
 	stale      int
 	elapsed    time.Duration
@@ -200,7 +201,11 @@ func (v *offVariant) cycle(ctx context.Context, w workload, c int, rng *rand.Ran
 
 // slice runs the variant's clients for d, measuring the servers' CPU time
 // around it, and adds what they did to row.
-func (v *offVariant) slice(ctx context.Context, e *env, w workload, clients int, d time.Duration, row *offRow) error {
+//
+// With rate > 0 the clients pace their cycles so that the variant offers
+// rate statements per second in all (the server CPU per op of variants
+// compared at the same load); with 0 each client loops as fast as it can.
+func (v *offVariant) slice(ctx context.Context, e *env, w workload, clients int, d time.Duration, rate float64, row *offRow) error {
 	p0, r0, err := e.cluster.CPUTimes()
 	if err != nil {
 		return err
@@ -209,7 +214,29 @@ func (v *offVariant) slice(ctx context.Context, e *env, w workload, clients int,
 	for c := range rngs {
 		rngs[c] = rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano())))
 	}
+	var every time.Duration // between the starts of a client's cycles
+	if rate > 0 {
+		every = time.Duration(float64(clients*w.ops()) / rate * float64(time.Second))
+	}
+	next := make([]time.Time, clients)
+	end := time.Now().Add(d)
 	run, err := runClients(ctx, clients, d, func(ctx context.Context, c int) (int, int, error) {
+		if every > 0 {
+			now := time.Now()
+			if next[c].IsZero() {
+				next[c] = now.Add(every * time.Duration(c) / time.Duration(clients)) // staggered
+			}
+			if next[c].After(end) {
+				return 0, 0, sleepCtx(ctx, time.Until(end))
+			}
+			if err := sleepCtx(ctx, time.Until(next[c])); err != nil {
+				return 0, 0, err
+			}
+			next[c] = next[c].Add(every)
+			if next[c].Before(now) {
+				next[c] = now // behind: no catching up in a burst
+			}
+		}
 		return v.cycle(ctx, w, c, rngs[c])
 	})
 	if err != nil {
@@ -272,11 +299,30 @@ func sectionOffload(ctx context.Context, e *env, cfg config, res *results, log i
 				w.name, clients, cfg.OffloadDuration, len(vs), cfg.Slices)
 			rows := make([]*offRow, len(vs))
 			watches := make([]*statsWatch, len(vs))
-			for i, v := range vs {
-				rows[i] = &offRow{workload: w.name, clients: clients, name: v.name, replicas: v.replicas}
-				if err := v.slice(ctx, e, w, clients, warm, &offRow{}); err != nil {
+			// Warm up, as fast as the clients go; then, unless the rate is
+			// given, measure each variant's rate likewise and offer 70% of
+			// the slowest one's to all.
+			rate := max(0, cfg.OffloadRate)
+			slowest := 0.0
+			for _, v := range vs {
+				if err := v.slice(ctx, e, w, clients, warm, 0, &offRow{}); err != nil {
 					return fmt.Errorf("warm-up: %w", err)
 				}
+				if cfg.OffloadRate == 0 {
+					probe := &offRow{}
+					if err := v.slice(ctx, e, w, clients, warm, 0, probe); err != nil {
+						return fmt.Errorf("calibration: %w", err)
+					}
+					if r := probe.opsPerSec(); slowest == 0 || r < slowest {
+						slowest = r
+					}
+				}
+			}
+			if cfg.OffloadRate == 0 {
+				rate = 0.7 * slowest
+			}
+			for i, v := range vs {
+				rows[i] = &offRow{workload: w.name, clients: clients, name: v.name, replicas: v.replicas, offered: rate}
 				if v.pgwait {
 					if watches[i], err = watchStats(ctx, v.db); err != nil {
 						return err
@@ -286,11 +332,26 @@ func sectionOffload(ctx context.Context, e *env, cfg config, res *results, log i
 			for s := range cfg.Slices {
 				for k := range vs {
 					i := (s + k) % len(vs)
-					if err := vs[i].slice(ctx, e, w, clients, slice, rows[i]); err != nil {
+					if err := vs[i].slice(ctx, e, w, clients, slice, rate, rows[i]); err != nil {
 						return err
 					}
 				}
 			}
+			// The servers' background, with every handle open and no client
+			// running: what a variant's per-op figure carries at low rates.
+			p0, _, err := e.cluster.CPUTimes()
+			if err != nil {
+				return err
+			}
+			if err := sleepCtx(ctx, slice); err != nil {
+				return err
+			}
+			p1, _, err := e.cluster.CPUTimes()
+			if err != nil {
+				return err
+			}
+			res.offloadIdle.cpu += p1.Total - p0.Total
+			res.offloadIdle.d += slice
 			for i, v := range vs {
 				if watches[i] != nil {
 					st, err := watches[i].delta(ctx)
@@ -311,6 +372,30 @@ func sectionOffload(ctx context.Context, e *env, cfg config, res *results, log i
 	return nil
 }
 
+// idleCPU is the primary's CPU time while no offload client ran.
+type idleCPU struct {
+	cpu, d time.Duration
+}
+
+// perSecond is the idle CPU in milliseconds per second.
+func (i idleCPU) perSecond() float64 {
+	if i.d <= 0 {
+		return 0
+	}
+	return float64(i.cpu) / float64(i.d) * 1000
+}
+
+// offloadLoad says how the offload clients ran.
+func offloadLoad(c config) string {
+	switch {
+	case c.OffloadRate > 0:
+		return fmt.Sprintf("every variant paced at %.0f ops/s", c.OffloadRate)
+	case c.OffloadRate < 0:
+		return "closed loop: each client as fast as it can"
+	}
+	return "every variant paced at 70% of the slowest one's closed-loop rate"
+}
+
 // offBase is the primary-only row of a workload at a client count.
 func (r *results) offBase(row *offRow) *offRow {
 	for _, b := range r.offload {
@@ -326,9 +411,9 @@ func (r *results) offloadTables() []*table {
 	if len(r.offload) == 0 {
 		return nil
 	}
-	cpu := &table{title: fmt.Sprintf("6. Primary offload: server CPU per operation (%v per variant, workload and client count)", r.cfg.OffloadDuration),
-		layout: "lrlrrrrrrrrrr",
-		head: []string{"workload", "clients", "variant", "ops/s", "primary CPU/op", "vs primary only", "of which backends", "walsenders",
+	cpu := &table{title: fmt.Sprintf("6. Primary offload: server CPU per operation (%v per variant, workload and client count; %s)", r.cfg.OffloadDuration, offloadLoad(r.cfg)),
+		layout: "lrlrrrrrrrrrrr",
+		head: []string{"workload", "clients", "variant", "offered ops/s", "ops/s", "primary CPU/op", "vs primary only", "of which backends", "walsenders",
 			"replica 0 CPU/op", "replica 1 CPU/op", "client CPU/op", "reads on replicas", "stale own reads"}}
 	conns := &table{title: "7. Server connections per pooled connection (after each variant's last slice)", layout: "lrlrrrrrrr",
 		head: []string{"workload", "clients", "variant", "pooled (OpenConnections)", "primary", "primary probe",
@@ -347,7 +432,11 @@ func (r *results) offloadTables() []*table {
 				rc[i] = us(perOp(row.replicaCPU[i].Total, row.ops))
 			}
 		}
-		cpu.add(row.workload, fmt.Sprint(row.clients), row.name, fmt.Sprintf("%.0f", row.opsPerSec()),
+		offered := "max"
+		if row.offered > 0 {
+			offered = fmt.Sprintf("%.0f", row.offered)
+		}
+		cpu.add(row.workload, fmt.Sprint(row.clients), row.name, offered, fmt.Sprintf("%.0f", row.opsPerSec()),
 			us(perOp(row.primaryCPU.Total, row.ops)), vs, us(perOp(row.primaryCPU.Backends, row.ops)), us(perOp(row.primaryCPU.WALSenders, row.ops)), rc[0], rc[1], us(perOp(row.cpu, row.ops)), share, fmt.Sprint(row.stale))
 		rn := make([]string, 2)
 		for i := range rn {
@@ -364,6 +453,8 @@ func (r *results) offloadTables() []*table {
 	}
 	cpu.notes = append(cpu.notes,
 		"Each client owns a row. Write-then-read: update it, read it back. Read-heavy: update it, read it twice, read 8 other clients' rows (10 reads per write). Read-only: the same reads, no write. An op is one statement. pgwait: one *sql.DB for all clients, default handle scope, reading replica 0 (1 replica) or replicas 0 and 1 (2 replicas); primary only: pgx stdlib on the primary. Both replicas stream WAL in every variant.",
+		"Load: CPU per op depends on the load (a server busier per wakeup spends less per op: walsenders send several commits at once, backends stay warm), so by default the variants are compared at the same offered load. At each workload and client count every variant first runs as fast as its clients go (warm-up, then a calibration slice); then each client paces its cycles so that every variant offers 70% of the slowest variant's rate (offered ops/s). A variant whose ops/s fall well short of the offered rate could not keep up. -offload-rate N offers N ops/s instead; -offload-rate -1 runs closed loop (offered: max).",
+		fmt.Sprintf("With every handle open and no client running, the primary used %.1f ms of CPU per second (one idle slice after each workload and client count's slices): the background (checkpointer, WAL writer, autovacuum launcher, the handles' health probes) that every per-op figure carries, the more so the fewer ops/s.", r.offloadIdle.perSecond()),
 		"Server CPU: user+system time of each server's processes (the postmaster, every process descended from it, and the children it reaped, from /proc), read before and after each slice, divided by the variant's ops in those slices. It includes the walsenders (one per replica), the WAL writer, the checkpointer and, while other handles are open, their health probes; of which backends is the client backends' share (pgwait's probe connections included), walsenders the WAL senders' (process kinds from their titles). pgwait's handles are not pinged (db.Ping runs on the primary). Stale own reads: reads of the client's own row that returned less than it wrote last; reads of other clients' rows are not checked.")
 	conns.notes = append(conns.notes,
 		"Counted in pg_stat_activity by application_name (each variant's connections carry their own); pgwait's probes carry the same name with \" (pgwait probe)\" appended. Pooled: the handle's db.Stats().OpenConnections. Server / pooled: pool connections on all servers (probes excluded) per pooled connection. A pgwait pooled connection opens a server connection only when a statement needs it, so a read-only workload should open none on the primary but the probe's.")

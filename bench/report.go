@@ -26,6 +26,7 @@ type results struct {
 	tput                                          []*tputRow
 	async                                         []*series // section 5: pgwait, naive
 	offload                                       []*offRow // sections 6 and 7
+	offloadIdle                                   idleCPU
 	scale                                         *scaleResult
 	levels                                        []*levelRow // section 9
 	levelControl                                  *levelRow
@@ -447,8 +448,8 @@ func writeMarkdown(path string, r *results) error {
 	c := r.cfg
 	fmt.Fprintf(&b, "- sizes: %d read-after-write iterations, %d no-wait reads, %d writes, %d synchronous_commit=off iterations per variant, in rounds of %d; throughput %v per variant at %s clients in %d slices; allocations over %d queries\n",
 		c.Raw, c.Reads, c.Writes, c.Async, c.Batch, c.Duration, joinInts(c.Clients), c.Slices, c.Allocs)
-	fmt.Fprintf(&b, "- sizes, sections 6 to 9: offload %v per variant, workload and client count at %s clients; scale %v per variant, %d goroutines, %d connections, %d replicas; %d reads per consistency level\n",
-		c.OffloadDuration, joinInts(c.OffloadClients), c.ScaleDuration, c.ScaleGoroutines, c.ScaleConns, c.ScaleReplicas, c.Levels)
+	fmt.Fprintf(&b, "- sizes, sections 6 to 9: offload %v per variant, workload and client count at %s clients (%s); scale %v per variant, %d goroutines, %d connections, %d replicas; %d reads per consistency level\n",
+		c.OffloadDuration, joinInts(c.OffloadClients), offloadLoad(c), c.ScaleDuration, c.ScaleGoroutines, c.ScaleConns, c.ScaleReplicas, c.Levels)
 	fmt.Fprintf(&b, "- command: `%s`\n", r.command)
 	b.WriteString(reproduce)
 	if ts := r.targets(); len(ts) > 0 {
