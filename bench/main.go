@@ -162,7 +162,11 @@ func realMain(args []string, stdout, stderr *os.File) int {
 	setInt(&cfg.Batch, *batch)
 	setInt(&cfg.Allocs, *allocs)
 	setInt(&cfg.Slices, *slices)
-	cfg.OffloadRate = *offRate
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "offload-rate" { // 0 and below mean something: set only when given
+			cfg.OffloadRate = *offRate
+		}
+	})
 	setInt(&cfg.ScaleReplicas, min(*scaleReplicas, maxReplicas))
 	setInt(&cfg.ScaleGoroutines, *scaleGoroutines)
 	setInt(&cfg.ScaleConns, min(*scaleConns, 128))
