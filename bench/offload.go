@@ -310,7 +310,7 @@ func sectionOffload(ctx context.Context, e *env, cfg config, res *results, log i
 				}
 				if cfg.OffloadRate == 0 {
 					probe := &offRow{}
-					if err := v.slice(ctx, e, w, clients, warm, 0, probe); err != nil {
+					if err := v.slice(ctx, e, w, clients, min(slice, 500*time.Millisecond), 0, probe); err != nil {
 						return fmt.Errorf("calibration: %w", err)
 					}
 					if r := probe.opsPerSec(); slowest == 0 || r < slowest {
@@ -385,6 +385,14 @@ func (i idleCPU) perSecond() float64 {
 	return float64(i.cpu) / float64(i.d) * 1000
 }
 
+// offeredNote says what rate the clients were paced at.
+func offeredNote(offered float64) string {
+	if offered <= 0 {
+		return ", closed loop"
+	}
+	return fmt.Sprintf(", %.0f offered", offered)
+}
+
 // offloadLoad says how the offload clients ran.
 func offloadLoad(c config) string {
 	switch {
@@ -453,7 +461,7 @@ func (r *results) offloadTables() []*table {
 	}
 	cpu.notes = append(cpu.notes,
 		"Each client owns a row. Write-then-read: update it, read it back. Read-heavy: update it, read it twice, read 8 other clients' rows (10 reads per write). Read-only: the same reads, no write. An op is one statement. pgwait: one *sql.DB for all clients, default handle scope, reading replica 0 (1 replica) or replicas 0 and 1 (2 replicas); primary only: pgx stdlib on the primary. Both replicas stream WAL in every variant.",
-		"Load: CPU per op depends on the load (a server busier per wakeup spends less per op: walsenders send several commits at once, backends stay warm), so by default the variants are compared at the same offered load. At each workload and client count every variant first runs as fast as its clients go (warm-up, then a calibration slice); then each client paces its cycles so that every variant offers 70% of the slowest variant's rate (offered ops/s). A variant whose ops/s fall well short of the offered rate could not keep up. -offload-rate N offers N ops/s instead; -offload-rate -1 runs closed loop (offered: max).",
+		"Load: CPU per op depends on the load (a server busier per wakeup spends less per op: walsenders send several commits at once, backends stay warm), so by default the variants are compared at the same offered load. At each workload and client count every variant first runs as fast as its clients go (warm-up, then a calibration slice of up to 500 ms); then each client paces its cycles so that every variant offers 70% of the slowest variant's rate (offered ops/s). A variant whose ops/s fall well short of the offered rate could not keep up. -offload-rate N offers N ops/s instead; -offload-rate -1 runs closed loop (offered: max).",
 		fmt.Sprintf("With every handle open and no client running, the primary used %.1f ms of CPU per second (one idle slice after each workload and client count's slices): the background (checkpointer, WAL writer, autovacuum launcher, the handles' health probes) that every per-op figure carries, the more so the fewer ops/s.", r.offloadIdle.perSecond()),
 		"Server CPU: user+system time of each server's processes (the postmaster, every process descended from it, and the children it reaped, from /proc), read before and after each slice, divided by the variant's ops in those slices. It includes the walsenders (one per replica), the WAL writer, the checkpointer and, while other handles are open, their health probes; of which backends is the client backends' share (pgwait's probe connections included), walsenders the WAL senders' (process kinds from their titles). pgwait's handles are not pinged (db.Ping runs on the primary). Stale own reads: reads of the client's own row that returned less than it wrote last; reads of other clients' rows are not checked.")
 	conns.notes = append(conns.notes,
@@ -473,7 +481,8 @@ func (r *results) offloadTargets() []target {
 		}
 		q := float64(perOp(row.primaryCPU.Total, row.ops)) / float64(perOp(b.primaryCPU.Total, b.ops))
 		ts = append(ts, target{fmt.Sprintf("primary CPU/op, %s, %d clients, pgwait with 2 replicas / primary only", row.workload, row.clients),
-			fmt.Sprintf("%.2fx (%s vs %s), %.1f%% of reads on replicas, %d stale", q, us(perOp(row.primaryCPU.Total, row.ops)), us(perOp(b.primaryCPU.Total, b.ops)), 100*row.replicaShare(), row.stale),
+			fmt.Sprintf("%.2fx (%s vs %s; %.0f vs %.0f ops/s%s), %.1f%% of reads on replicas, %d stale", q, us(perOp(row.primaryCPU.Total, row.ops)), us(perOp(b.primaryCPU.Total, b.ops)),
+				row.opsPerSec(), b.opsPerSec(), offeredNote(row.offered), 100*row.replicaShare(), row.stale),
 			fmt.Sprintf("<= %.2fx, 0 stale", goal), q <= goal && row.stale == 0})
 	}
 	var extra []string
