@@ -45,7 +45,7 @@ func benchEnv(b *testing.B) *env {
 
 func benchEnvT(t testing.TB) *env {
 	t.Helper()
-	shared.once.Do(func() { shared.env, shared.err = startEnv(context.Background()) })
+	shared.once.Do(func() { shared.env, shared.err = startEnv(context.Background(), 2) })
 	if shared.err != nil {
 		if errors.Is(shared.err, pgtest.ErrNoPostgres) && !pgtest.Required() {
 			t.Skip(shared.err)
@@ -304,7 +304,10 @@ func TestBaselines(t *testing.T) {
 func TestRun(t *testing.T) {
 	e := benchEnvT(t)
 	cfg := config{Raw: 20, Reads: 40, Writes: 30, Async: 6, Batch: 5, Clients: []int{2, 4},
-		Duration: 200 * time.Millisecond, Slices: 2, Allocs: 20, Sections: map[string]bool{}}
+		Duration: 200 * time.Millisecond, Slices: 2, Allocs: 20,
+		OffloadClients: []int{2}, OffloadDuration: 100 * time.Millisecond,
+		ScaleReplicas: 2, ScaleGoroutines: 16, ScaleConns: 4, ScaleDuration: 100 * time.Millisecond,
+		Levels: 10, LevelSettle: 100 * time.Millisecond, Sections: map[string]bool{}}
 	for _, s := range sectionNames {
 		cfg.Sections[s] = true
 	}
@@ -325,6 +328,37 @@ func TestRun(t *testing.T) {
 	}
 	if want := len(cfg.Clients) * 4; len(res.tput) != want {
 		t.Errorf("%d throughput rows, want %d", len(res.tput), want)
+	}
+	if want := len(workloads) * 3; len(res.offload) != want {
+		t.Errorf("%d offload rows, want %d", len(res.offload), want)
+	}
+	for _, o := range res.offload {
+		if o.ops == 0 || o.primaryCPU.Total <= 0 && o.name == offPrimary || len(o.replicaCPU) != 2 {
+			t.Errorf("offload %s, %s: %d ops, primary CPU %v, %d replicas measured", o.workload, o.name, o.ops, o.primaryCPU.Total, len(o.replicaCPU))
+		}
+		if o.open == 0 || o.conns.total() == 0 {
+			t.Errorf("offload %s, %s: %d pooled connections, %d on the servers", o.workload, o.name, o.open, o.conns.total())
+		}
+	}
+	if res.scale == nil || len(res.scale.variants) != 2 {
+		t.Errorf("scale: %+v", res.scale)
+	} else {
+		for _, v := range res.scale.variants {
+			if v.reads == 0 {
+				t.Errorf("scale: %s made no read", v.name)
+			}
+		}
+	}
+	if len(res.levels) != 5 {
+		t.Errorf("%d consistency levels, want 5", len(res.levels))
+	}
+	for _, l := range res.levels {
+		if len(l.s.d) == 0 {
+			t.Errorf("level %s: no samples", l.s.name)
+		}
+		if l.level.IsPrimary() && l.perRead < 0.9 {
+			t.Errorf("level Primary: %.2f primary transactions per read, want at least 1", l.perRead)
+		}
 	}
 	if len(res.targets()) == 0 {
 		t.Error("no targets")
@@ -351,5 +385,20 @@ func TestRun(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() != chartWidth || b.Dy() < 200 {
 		t.Errorf("chart is %v", b)
+	}
+	cdf := cdfPath(png)
+	if err := writeCDF(cdf, cdfTitle, res.raw); err != nil {
+		t.Fatal(err)
+	}
+	f, err = os.Open(cdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err = imagepng.Decode(f); err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != chartWidth || b.Dy() != cdfHeight {
+		t.Errorf("CDF chart is %v", b)
 	}
 }

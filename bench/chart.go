@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -100,7 +101,11 @@ func writeChart(path string, r *results) error {
 		y += 14
 	}
 	drawText(img, margin, y, "BLUE: PGWAIT. EACH PANEL HAS ITS OWN SCALE. SEE DOCS/BENCHMARKS.MD", grey)
+	return savePNG(path, img)
+}
 
+// savePNG writes img to path as a PNG.
+func savePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -188,4 +193,126 @@ var font = map[rune][7]string{
 	'_': {".....", ".....", ".....", ".....", ".....", ".....", "#####"},
 	'<': {"...#.", "..#..", ".#...", "#....", ".#...", "..#..", "...#."},
 	'>': {".#...", "..#..", "...#.", "....#", "...#.", "..#..", ".#..."},
+	'*': {".....", "#.#.#", ".###.", "#####", ".###.", "#.#.#", "....."},
 }
+
+// The CDF chart of section 1: for each variant, the share of reads that
+// took at most a given time, the time on a log scale, the share on a
+// "nines" scale (0, 0.9, 0.99, 0.999 evenly spaced) so that the tail is as
+// visible as the median.
+
+var cdfColors = []color.RGBA{
+	pgwaitC,
+	{255, 127, 14, 255},  // WAIT FOR LSN alone: orange
+	{44, 160, 44, 255},   // green
+	{148, 103, 189, 255}, // purple
+	{140, 86, 75, 255},   // brown
+	{127, 127, 127, 255}, // grey
+	{188, 189, 34, 255},  // olive
+}
+
+const (
+	cdfHeight = 700
+	cdfLeft   = 90
+	cdfRight  = 40
+	cdfNines  = 3 // the y axis ends at 0.999
+)
+
+// cdfPath is the CDF image's file name, beside the bar chart's.
+func cdfPath(png string) string {
+	return strings.TrimSuffix(png, ".png") + "-cdf.png"
+}
+
+func writeCDF(path string, title string, ss []*series) error {
+	if len(ss) == 0 {
+		return fmt.Errorf("-png: section 1 did not run: no CDF")
+	}
+	img := image.NewRGBA(image.Rect(0, 0, chartWidth, cdfHeight))
+	draw.Draw(img, img.Bounds(), &image.Uniform{white}, image.Point{}, draw.Src)
+	y := margin
+	drawText(img, margin, y, title, headingC)
+	y += lineH + 4
+	for i, s := range ss {
+		c := cdfColors[i%len(cdfColors)]
+		yy := y + i*lineH
+		fill(img, image.Rect(margin, yy+2, margin+20, yy+12), c)
+		drawText(img, margin+28, yy, s.name, ink)
+	}
+	top := y + len(ss)*lineH + 16
+	bottom := cdfHeight - 3*lineH
+	left, right := cdfLeft, chartWidth-cdfRight
+
+	// The time axis spans the fastest read to the slowest p99.9.
+	lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+	for _, s := range ss {
+		if v := s.sortedSamples(); len(v) > 0 {
+			lo = min(lo, v[0])
+			hi = max(hi, s.pct(0.999))
+		}
+	}
+	if hi <= lo {
+		hi = lo + time.Microsecond
+	}
+	llo, lhi := math.Log10(float64(lo)), math.Log10(float64(hi))
+	xOf := func(d time.Duration) int {
+		f := (math.Log10(float64(max(d, lo))) - llo) / (lhi - llo)
+		return left + int(math.Round(math.Min(1, f)*float64(right-left)))
+	}
+	yOf := func(p float64) int {
+		n := math.Min(cdfNines, -math.Log10(math.Max(1-p, 1e-9)))
+		return bottom - int(math.Round(n/cdfNines*float64(bottom-top)))
+	}
+	// Grid and labels.
+	for _, p := range []float64{0, 0.5, 0.9, 0.99, 0.999} {
+		yy := yOf(p)
+		fill(img, image.Rect(left, yy, right, yy+1), ruleC)
+		l := fmt.Sprint(p)
+		drawText(img, left-8-len(l)*charW, yy-7*scale/2, l, ink)
+	}
+	for _, m := range []float64{1, 2, 5} {
+		for e := 1.0; e <= 1e7; e *= 10 {
+			d := time.Duration(m * e * float64(time.Microsecond))
+			if d < lo || d > hi {
+				continue
+			}
+			xx := xOf(d)
+			fill(img, image.Rect(xx, top, xx+1, bottom), ruleC)
+			l := fmt.Sprint(m * e)
+			drawText(img, xx-len(l)*charW/2, bottom+6, l, ink)
+		}
+	}
+	fill(img, image.Rect(left, bottom, right, bottom+1), ink)
+	fill(img, image.Rect(left, top, left+1, bottom), ink)
+	drawText(img, left, bottom+6+lineH, "X: MICROSECONDS, WRITE ACK TO ROW (LOG). Y: SHARE OF READS", grey)
+
+	// Each variant's steps, pgwait last so that it is on top.
+	for k := len(ss) - 1; k >= 0; k-- {
+		s := ss[k]
+		v := s.sortedSamples()
+		c := cdfColors[k%len(cdfColors)]
+		px, py := xOf(lo), yOf(0)
+		for i, d := range v {
+			if i == len(v)-1 {
+				break // p = 1 is off the nines scale
+			}
+			x, y := xOf(d), yOf(float64(i+1)/float64(len(v)))
+			line(img, px, py, x, py, c)
+			line(img, x, py, x, y, c)
+			px, py = x, y
+		}
+	}
+	return savePNG(path, img)
+}
+
+// line draws a 2-pixel-wide horizontal or vertical segment.
+func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
+	if x0 > x1 {
+		x0, x1 = x1, x0
+	}
+	if y0 > y1 {
+		y0, y1 = y1, y0
+	}
+	fill(img, image.Rect(x0, y0, x1+2, y1+2), c)
+}
+
+const cdfTitle = "1. READ AFTER WRITE, ALL READS: SHARE DONE WITHIN A TIME (CDF)"

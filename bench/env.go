@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,9 +31,11 @@ const (
 type env struct {
 	cluster    *pgtest.Cluster
 	primaryDSN string
-	replicaDSN string
-	pgwaitDSN  string // primaryDSN plus pgwait_replicas
-	version    string // server_version
+	replicaDSN string   // replica 0's
+	pgwaitDSN  string   // primaryDSN plus pgwait_replicas of replica 0
+	replicas   []string // host:port of every replica, numbered as in the cluster
+	streaming  int      // replicas 0 to streaming-1 run; the others are stopped until a section needs them
+	version    string   // server_version
 	walBlock   uint64
 	walSegment uint64
 	nextRow    int
@@ -42,25 +45,64 @@ type env struct {
 // maxConnections leaves room for 64 clients of three variants at once.
 const maxConnections = "300"
 
-func startEnv(ctx context.Context) (*env, error) {
+// maxReplicas is the most replicas a run starts.
+const maxReplicas = 4
+
+// startEnv starts a primary and replicas replicas (at least 2), of which
+// the first 2 stream and the others are stopped until a section starts them
+// (withReplicas): every section but the scale one runs with 2 replicas
+// streaming, whichever of them its variants read.
+func startEnv(ctx context.Context, replicas int) (*env, error) {
+	replicas = max(replicas, 2)
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	c, err := pgtest.Start(sctx, pgtest.Options{Settings: map[string]string{"max_connections": maxConnections}})
+	c, err := pgtest.Start(sctx, pgtest.Options{Replicas: replicas, Settings: map[string]string{"max_connections": maxConnections}})
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cluster: c, primaryDSN: c.PrimaryDSN(), replicaDSN: c.ReplicaDSN(0)}
-	rc, err := pgx.ParseConfig(e.replicaDSN)
-	if err != nil {
+	e := &env{cluster: c, primaryDSN: c.PrimaryDSN(), replicaDSN: c.ReplicaDSN(0), streaming: replicas}
+	for i := range replicas {
+		rc, err := pgx.ParseConfig(c.ReplicaDSN(i))
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.replicas = append(e.replicas, net.JoinHostPort(rc.Host, strconv.Itoa(int(rc.Port))))
+	}
+	e.pgwaitDSN = e.pgwaitDSNOn(1)
+	if err := e.withReplicas(sctx, 2); err != nil {
 		e.close()
 		return nil, err
 	}
-	e.pgwaitDSN = e.primaryDSN + " pgwait_replicas=" + net.JoinHostPort(rc.Host, strconv.Itoa(int(rc.Port)))
 	if err := e.prepare(sctx); err != nil {
 		e.close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// pgwaitDSNOn is the pgwait DSN over the primary and the first n replicas.
+func (e *env) pgwaitDSNOn(n int) string {
+	return e.primaryDSN + " pgwait_replicas=" + strings.Join(e.replicas[:n], ",")
+}
+
+// withReplicas makes replicas 0 to n-1 stream and stops the others, so that
+// replicas no section reads replay no WAL (and the primary sends them none)
+// while the machine's CPUs are measured.
+func (e *env) withReplicas(ctx context.Context, n int) error {
+	n = min(n, len(e.replicas))
+	for i := n; i < e.streaming; i++ {
+		if err := e.cluster.StopReplica(ctx, i); err != nil {
+			return err
+		}
+	}
+	for i := e.streaming; i < n; i++ {
+		if err := e.cluster.StartReplica(ctx, i); err != nil {
+			return err
+		}
+	}
+	e.streaming = n
+	return nil
 }
 
 // prepare creates and fills the table and waits until the replica has it.
@@ -92,7 +134,18 @@ func (e *env) prepare(ctx context.Context) error {
 	if e.walSegment, err = strconv.ParseUint(segment, 10, 64); err != nil {
 		return err
 	}
-	return e.cluster.WaitReplayed(ctx, 0, at)
+	return e.waitReplayed(ctx, at)
+}
+
+// waitReplayed waits until every streaming replica has replayed WAL
+// position at.
+func (e *env) waitReplayed(ctx context.Context, at string) error {
+	for i := range e.streaming {
+		if err := e.cluster.WaitReplayed(ctx, i, at); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rows hands out n rows of the table no other variant uses.
@@ -111,15 +164,24 @@ func (e *env) rows(n int) ([]int, error) {
 // open opens a *sql.DB that is closed with the env, keeping up to idle
 // connections open between uses (database/sql keeps 2 by default).
 func (e *env) open(driverName, dsn string, idle int) (*sql.DB, error) {
+	db, err := e.openLazy(driverName, dsn, idle)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// openLazy is open without the Ping, which connects to the server (for
+// pgwait, to the primary).
+func (e *env) openLazy(driverName, dsn string, idle int) (*sql.DB, error) {
 	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxIdleConns(idle)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, err
-	}
 	e.dbs = append(e.dbs, db)
 	return db, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -24,14 +25,25 @@ type results struct {
 	write                                         []*series // section 3: pgwait, pgx stdlib, pgconn, pgconn + capture
 	tput                                          []*tputRow
 	async                                         []*series // section 5: pgwait, naive
+	offload                                       []*offRow // sections 6 and 7
+	offloadIdle                                   idleCPU
+	scale                                         *scaleResult
+	levels                                        []*levelRow // section 9
+	levelControl                                  *levelRow
+	command                                       string // the command line, for the markdown
+	cdfImage                                      string // section 1's CDF, relative to the markdown file
 	rawStats, noWaitStats, writeStats, asyncStats pgwait.Stats
 }
 
 // run starts the cluster and runs the sections cfg selects.
 func run(ctx context.Context, cfg config, log io.Writer, startProfile func() func()) (*results, error) {
-	fmt.Fprintf(log, "starting a PostgreSQL 19 primary and a streaming replica on 127.0.0.1 (max_connections=%s) ...\n", maxConnections)
+	fmt.Fprintf(log, "starting a PostgreSQL 19 primary and streaming replicas on 127.0.0.1 (max_connections=%s) ...\n", maxConnections)
 	t0 := time.Now()
-	e, err := startEnv(ctx)
+	replicas := 2
+	if cfg.Sections["scale"] {
+		replicas = max(replicas, cfg.ScaleReplicas)
+	}
+	e, err := startEnv(ctx, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +68,9 @@ func runOn(ctx context.Context, e *env, cfg config, log io.Writer) (*results, er
 		{"write", sectionWrite},
 		{"tput", sectionThroughput},
 		{"async", sectionAsync},
+		{"offload", sectionOffload},
+		{"scale", sectionScale},
+		{"levels", sectionLevels},
 	}
 	for _, s := range sections {
 		if !cfg.Sections[s.name] {
@@ -108,6 +123,16 @@ func (r *results) pgwaitStale() int {
 	for _, t := range r.tput {
 		if t.pgwait {
 			n += t.stale
+		}
+	}
+	for _, o := range r.offload {
+		if o.name != offPrimary {
+			n += o.stale
+		}
+	}
+	for _, l := range r.levels {
+		if l.checked {
+			n += l.s.stale
 		}
 	}
 	return n
@@ -205,11 +230,15 @@ func statsNote(st pgwait.Stats) string {
 func (r *results) tables() []*table {
 	var ts []*table
 	if len(r.raw) > 0 {
-		t := &table{title: "1. Read-after-write latency (write acknowledged → row read)", layout: "lrrrrrrr",
-			head: []string{"variant", "reads", "p50", "p99", "max", "mean", "p50 / pgwait", "stale reads"}}
+		t := &table{title: "1. Read-after-write latency (write acknowledged → row read)", layout: "lrrrrrrrrr",
+			head: []string{"variant", "reads", "p50", "p99", "p99.9", "max", "mean", "p50 / pgwait", "p99 / pgwait", "stale reads"}}
 		var slow []string
 		for _, s := range r.raw {
-			t.add(s.name, fmt.Sprint(len(s.d)), us(s.p50()), us(s.p99()), us(s.pct(1)), us(s.mean()), ratioCell(s, r.raw[0]), fmt.Sprint(s.stale))
+			p99 := "1.00x"
+			if s != r.raw[0] {
+				p99 = fmt.Sprintf("%.2fx", float64(s.p99())/float64(r.raw[0].p99()))
+			}
+			t.add(s.name, fmt.Sprint(len(s.d)), us(s.p50()), us(s.p99()), us(s.pct(0.999)), us(s.pct(1)), us(s.mean()), ratioCell(s, r.raw[0]), p99, fmt.Sprint(s.stale))
 			slow = append(slow, fmt.Sprintf("%s %d", s.name, s.over(100*time.Millisecond)))
 		}
 		poll := r.raw[2]
@@ -219,6 +248,7 @@ func (r *results) tables() []*table {
 				float64(poll.counted["polls"])/float64(max(1, len(poll.d))), poll.counted["first poll enough"], len(poll.d)),
 			fmt.Sprintf("Reads that took over 100 ms: %s. WAIT FOR LSN alone timed out (%d ms) %d times.",
 				strings.Join(slow, ", "), waitTimeoutMS, r.raw[1].counted["timeouts"]),
+			fmt.Sprintf("p99.9 is the %s slowest read of %d.", ordinal(len(r.raw[0].d)-int(math.Ceil(0.999*float64(len(r.raw[0].d))))+1), len(r.raw[0].d)),
 			statsNote(r.rawStats))
 		ts = append(ts, t)
 	}
@@ -284,7 +314,33 @@ func (r *results) tables() []*table {
 			statsNote(r.asyncStats))
 		ts = append(ts, t)
 	}
+	ts = append(ts, r.offloadTables()...)
+	ts = append(ts, r.scaleTables()...)
+	ts = append(ts, r.levelTables()...)
 	return ts
+}
+
+// tailRatio compares two series at quantile q.
+func tailRatio(of, to *series, q float64) float64 {
+	if to.pct(q) == 0 {
+		return 0
+	}
+	return float64(of.pct(q)) / float64(to.pct(q))
+}
+
+// ordinal writes n as 1st, 2nd, 3rd, 4th...
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // tputBase is the primary-only row at a client count.
@@ -325,6 +381,8 @@ func (r *results) targets() []target {
 		pg, wait, poll, pollLate := r.raw[0], r.raw[1], r.raw[2], r.raw[3]
 		q := compare(pg, wait)
 		ts = append(ts, target{"read-after-write p50, pgwait / WAIT FOR LSN alone", q.String(), "<= 1.25x", q.value <= 1.25})
+		t99 := tailRatio(pg, wait, 0.99)
+		ts = append(ts, target{"read-after-write p99, pgwait / WAIT FOR LSN alone", fmt.Sprintf("%.2fx (%s vs %s; p99.9 %s vs %s)", t99, us(pg.p99()), us(wait.p99()), us(pg.pct(0.999)), us(wait.pct(0.999))), "<= 1.3x", t99 <= 1.3})
 		sp := compare(pollLate, pg)
 		ts = append(ts, target{"read-after-write p50, polling every 1 ms (first poll after 1 ms) / pgwait", fmt.Sprintf("pgwait %s faster", sp), ">= 3x", sp.value >= 3})
 		sp = compare(poll, pg)
@@ -359,6 +417,8 @@ func (r *results) targets() []target {
 		pg := r.async[0]
 		ts = append(ts, target{"synchronous_commit=off stale reads from pgwait", fmt.Sprintf("%d of %d", pg.stale, len(pg.d)), "0", pg.stale == 0})
 	}
+	ts = append(ts, r.offloadTargets()...)
+	ts = append(ts, r.levelTargets()...)
 	return ts
 }
 
@@ -381,13 +441,17 @@ func writeMarkdown(path string, r *results) error {
 	fmt.Fprintln(&b, "Written by `go run ./bench` (see [bench/README.md](../bench/README.md) for what each number means). Latencies are medians (p50) and 99th percentiles of individual operations. Ratios compare medians; where the variants ran interleaved in rounds, the median and interquartile range of the per-round ratios follow, to show how much the machine's noise moved them.")
 	fmt.Fprintln(&b)
 	fmt.Fprintf(&b, "- run: %s, %v in all\n", r.started.UTC().Format("2006-01-02 15:04 UTC"), r.elapsed.Round(time.Second))
-	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs, load average %s at the start and %s at the end (client and both servers share these CPUs)\n",
+	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs, load average %s at the start and %s at the end (the client and every server share these CPUs)\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), r.loadAvg[0], r.loadAvg[1])
-	fmt.Fprintf(&b, "- PostgreSQL %s, primary and one streaming replica on 127.0.0.1 (internal/pgtest: fsync off, wal_writer_delay 10 ms, max_connections %s); %s\n",
-		r.version, maxConnections, runtime.Version())
+	fmt.Fprintf(&b, "- PostgreSQL %s, primary and 2 streaming replicas on 127.0.0.1 (%d for section 8; internal/pgtest: fsync off, wal_writer_delay 10 ms, max_connections %s); %s\n",
+		r.version, max(2, r.cfg.ScaleReplicas), maxConnections, runtime.Version())
 	c := r.cfg
 	fmt.Fprintf(&b, "- sizes: %d read-after-write iterations, %d no-wait reads, %d writes, %d synchronous_commit=off iterations per variant, in rounds of %d; throughput %v per variant at %s clients in %d slices; allocations over %d queries\n",
 		c.Raw, c.Reads, c.Writes, c.Async, c.Batch, c.Duration, joinInts(c.Clients), c.Slices, c.Allocs)
+	fmt.Fprintf(&b, "- sizes, sections 6 to 9: offload %v per variant, workload and client count at %s clients (%s); scale %v per variant, %d goroutines, %d connections, %d replicas; %d reads per consistency level\n",
+		c.OffloadDuration, joinInts(c.OffloadClients), offloadLoad(c), c.ScaleDuration, c.ScaleGoroutines, c.ScaleConns, c.ScaleReplicas, c.Levels)
+	fmt.Fprintf(&b, "- command: `%s`\n", r.command)
+	b.WriteString(reproduce)
 	if ts := r.targets(); len(ts) > 0 {
 		fmt.Fprintln(&b, "\n## Targets")
 		fmt.Fprintln(&b)
@@ -403,9 +467,26 @@ func writeMarkdown(path string, r *results) error {
 	}
 	for _, t := range r.tables() {
 		t.markdown(&b)
+		if strings.HasPrefix(t.title, "1. ") && r.cdfImage != "" {
+			fmt.Fprintf(&b, "![Read-after-write latency, CDF of every read](%s)\n", r.cdfImage)
+		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// reproduce is the markdown page's section on how to run it again.
+const reproduce = `
+## How to reproduce
+
+On a quiet machine, from the repository root (PostgreSQL 19 is found or fetched as for the tests):
+
+` + "```sh" + `
+go run ./bench -out docs/benchmarks.md -png docs/benchmarks.png  # this page and both images (benchmarks-cdf.png too)
+go run ./bench -quick                                            # CI's tiny run: checks the code paths, judges nothing
+go test ./driver -run '^$' -bench RoutingWork -benchmem -cpu 1,2,8          # pgwait's own routing work per read, no server
+go test ./internal/tracker -run '^$' -bench ReadRouting -benchmem -cpu 1,2,8 # the tracker's part of it
+` + "```" + `
+`
 
 func joinInts(v []int) string {
 	s := make([]string, len(v))

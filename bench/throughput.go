@@ -100,44 +100,70 @@ func (v *tputVariant) cycle(ctx context.Context, client int) (bool, error) {
 // slice runs clients goroutines doing cycles for d and adds what they did to
 // row.
 func (v *tputVariant) slice(ctx context.Context, clients int, d time.Duration, row *tputRow) error {
+	r, err := runClients(ctx, clients, d, func(ctx context.Context, c int) (int, int, error) {
+		if v.tokens != nil {
+			ctx = pgwait.WithToken(ctx, v.tokens[c])
+		}
+		stale, err := v.cycle(ctx, c)
+		if stale {
+			return 2, 1, err
+		}
+		return 2, 0, err
+	})
+	row.elapsed += r.elapsed
+	row.cpu += r.cpu
+	row.cycles += len(r.lat)
+	row.stale += r.stale
+	row.lat = append(row.lat, r.lat...)
+	if err != nil {
+		return fmt.Errorf("%d clients: %s: %w", clients, v.name, err)
+	}
+	return nil
+}
+
+// clientRun is what runClients' clients did.
+type clientRun struct {
+	ops     int             // statements
+	stale   int             // stale reads
+	lat     []time.Duration // one per cycle
+	elapsed time.Duration
+	cpu     time.Duration // the benchmark process's CPU time meanwhile
+}
+
+// runClients runs clients goroutines, each calling cycle in a loop for d;
+// cycle returns the statements it ran and the stale reads it saw.
+func runClients(ctx context.Context, clients int, d time.Duration, cycle func(ctx context.Context, client int) (ops, stale int, err error)) (clientRun, error) {
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		cycles int
-		stale  int
-		lat    []time.Duration
-		errs   []error
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		run  clientRun
+		errs []error
 	)
 	start := make(chan struct{})
 	var deadline time.Time
 	for c := range clients {
 		wg.Go(func() {
 			var mine []time.Duration
-			myStale := 0
+			ops, stale := 0, 0
 			var err error
-			ctx := ctx
-			if v.tokens != nil {
-				ctx = pgwait.WithToken(ctx, v.tokens[c])
-			}
 			<-start
 			for err == nil && ctx.Err() == nil {
 				t0 := time.Now()
 				if !t0.Before(deadline) {
 					break
 				}
-				var s bool
-				if s, err = v.cycle(ctx, c); err == nil {
+				var n, s int
+				if n, s, err = cycle(ctx, c); err == nil {
 					mine = append(mine, time.Since(t0))
-					if s {
-						myStale++
-					}
+					ops += n
+					stale += s
 				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			cycles += len(mine)
-			stale += myStale
-			lat = append(lat, mine...)
+			run.ops += ops
+			run.stale += stale
+			run.lat = append(run.lat, mine...)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -148,15 +174,12 @@ func (v *tputVariant) slice(ctx context.Context, clients int, d time.Duration, r
 	deadline = t0.Add(d)
 	close(start)
 	wg.Wait()
-	row.elapsed += time.Since(t0)
-	row.cpu += cpuTime() - cpu0
-	row.cycles += cycles
-	row.stale += stale
-	row.lat = append(row.lat, lat...)
+	run.elapsed = time.Since(t0)
+	run.cpu = cpuTime() - cpu0
 	if len(errs) > 0 {
-		return fmt.Errorf("%d clients: %s: %w (and %d more errors)", clients, v.name, errs[0], len(errs)-1)
+		return run, fmt.Errorf("%w (and %d more errors)", errs[0], len(errs)-1)
 	}
-	return ctx.Err()
+	return run, ctx.Err()
 }
 
 // sectionThroughput measures write-then-read cycles from many clients

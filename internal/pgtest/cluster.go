@@ -17,6 +17,9 @@
 // WaitReplayed) are bounded by their context and safe for concurrent use;
 // they serialize on the cluster.
 //
+// CPUTimes reads the CPU time each server's processes have used, from /proc,
+// for benchmarks that report server load.
+//
 // Each server listens on a free port of 127.0.0.1 (no Unix socket), trusts
 // every connection (user postgres, database postgres) and logs to
 // postgres.log beside its data directory. Its postgresql.conf is initdb's

@@ -578,3 +578,23 @@ func TestTail(t *testing.T) {
 	assert.Equal(t, "a\nb", tail([]byte("a\nb"), 5))
 	assert.Equal(t, "", tail(nil, 5))
 }
+
+func TestCPUTimes(t *testing.T) {
+	c := Need(t, shared)
+	ctx := testCtx(t, time.Minute)
+	p0, r0, err := c.CPUTimes()
+	require.NoError(t, err)
+	require.Len(t, r0, c.Replicas())
+	assert.Positive(t, p0.Total, "the primary has run")
+	assert.Positive(t, p0.WALSenders, "the primary has streamed")
+	assert.Positive(t, r0[0].Replay, "the replica has replayed")
+	// Work in a backend that then exits still counts: the postmaster's
+	// reaped children carry it.
+	exec1(t, ctx, c.PrimaryDSN(), "SELECT count(*) FROM generate_series(1, 3000000)")
+	// The backend exits on its own time after the client disconnects.
+	require.Eventually(t, func() bool {
+		p1, _, err := c.CPUTimes()
+		require.NoError(t, err)
+		return p1.Sub(p0).Exited > 50*time.Millisecond
+	}, 10*time.Second, 20*time.Millisecond, "a query that counted to three million, in a backend that exited")
+}
