@@ -87,6 +87,7 @@ func (c *Connector) Replicas() []pgwait.ReplicaStatus {
 func statusOf(r *replica, ts tracker.ReplicaState, primary tracker.LSN, now time.Time) pgwait.ReplicaStatus {
 	st := pgwait.ReplicaStatus{
 		Addr:         r.addr,
+		Name:         r.name,
 		Replayed:     pgwait.LSN(ts.Replayed),
 		Ejections:    ts.Ejections,
 		Reads:        r.status.reads.Load(),
