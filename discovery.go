@@ -34,3 +34,12 @@ func (d Discovery) String() string { return name(discoveryNames, d) }
 type Resolver interface {
 	LookupHost(ctx context.Context, host string) (addrs []string, err error)
 }
+
+// ResolverFunc is a function that is a Resolver, as http.HandlerFunc is a
+// handler: a service registry's client, or a fixed answer in tests.
+type ResolverFunc func(ctx context.Context, host string) (addrs []string, err error)
+
+// LookupHost calls f.
+func (f ResolverFunc) LookupHost(ctx context.Context, host string) ([]string, error) {
+	return f(ctx, host)
+}

@@ -38,6 +38,9 @@
 //	pgwait_health_interval  how often replicas are probed (default 1s)
 //	pgwait_replica_timeout  how long a replica may stay silent before it is
 //	                     treated as sick (default 2s): see Config.ReplicaTimeout
+//	pgwait_replica_discovery  off (default) or dns: a replica given by host
+//	                     name is every address the name resolves to; see
+//	                     "The replica set can change"
 //
 // A replica given by host is connected to exactly as pgx would connect to
 // that host with the primary's settings: sslmode=verify-full checks the
@@ -208,6 +211,28 @@
 // adds one (it enters the rotation at its first good probe) and
 // RemoveReplica takes one out (no new read starts on it; reads in progress
 // finish and its connections close as their pooled connections are reused).
+//
+// With pgwait_replica_discovery=dns the set follows DNS: a replica given by
+// host name (in pgwait_replicas or to AddReplica; host, host:port or a URL
+// with one host) is every address the name resolves to, each a replica of
+// its own, and the name is resolved again on every health interval. An
+// address that appears is added as AddReplica adds (it serves reads from
+// its first good probe); one that vanishes is removed as RemoveReplica
+// removes (drained, not cut). A replica fleet behind one name (a Kubernetes
+// headless service, a Route 53 multivalue record) is thus followed without
+// restarts. Each replica dials its own address with the name's settings
+// otherwise unchanged: sslmode=verify-full checks its certificate against
+// the name, not the address, and the password file entry is the name's.
+// Replica status (driver.ReplicasOf) lists each address, with the name it
+// was found under (ReplicaStatus.Name); RemoveReplica of the name removes
+// them all. A failed lookup changes nothing (its error becomes the last
+// error of the name's replicas; replicas that went away fail their probes
+// and leave the rotation meanwhile). IP addresses and Unix socket
+// directories are never resolved, and discovery is off by default, since a
+// name like localhost resolving to both ::1 and 127.0.0.1 would otherwise
+// become two replicas. Config.Resolver replaces the system's resolver: a
+// service registry's client, or a fixed answer in tests; its answers may
+// carry their own ports (address:port), as pgconn.LookupFunc's may.
 //
 // # Behind a connection pooler
 //
