@@ -246,8 +246,16 @@
 // (default_query_exec_mode=exec, simple_protocol or cache_describe; see
 // "Query exec modes"), and no db.Prepare, as with pgx stdlib: the default
 // cache_statement mode needs PgBouncer 1.21 or later with
-// max_prepared_statements. Tested against Debian 12's PgBouncer 1.18 in
-// session pooling and, in those three modes, transaction pooling.
+// max_prepared_statements. Without, some statements find their prepared
+// statement left behind on another server connection, and fail before they
+// run: outside a transaction pgwait prepares such a statement afresh and
+// runs it once more (as after a schema change); if that fails too, or
+// inside a transaction, the statement returns an error that matches
+// ErrPoolerPreparedStatements (errors.Is), says what to configure, and wraps
+// the server's *pgconn.PgError (SQLSTATE 26000 or 42P05). Tested against
+// Debian 12's PgBouncer 1.18 in session pooling and, in those three modes,
+// transaction pooling, and for that error in cache_statement behind
+// transaction pooling.
 //
 // # The primary's outage
 //
