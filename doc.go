@@ -194,7 +194,8 @@
 // stays in rotation. Probes also tell reads how far each replica has
 // replayed, so that most reads need no wait at all. driver.ReplicasOf
 // reports each replica's state, why and since when it is out, its last
-// error and its lag.
+// error and its lag; the modules pgwaitprom (a Prometheus collector) and
+// pgwaitotel (OpenTelemetry metrics) export it and Stats as metrics.
 //
 // A sick replica costs a read at most its wait plus the replica timeout
 // (pgwait_replica_timeout, 2 s by default), whether or not the caller's

@@ -92,3 +92,51 @@ func ExampleNewConnector_discovery() {
 	// Output:
 	// replicas.app.svc.cluster.local -> 127.0.0.1: in rotation
 }
+
+// AddReplica and RemoveReplica change the replica set of a live handle: an
+// added replica serves reads from its first good health probe; a removed one
+// starts no new read, and its reads in progress finish.
+func ExampleConnector_AddReplica() {
+	ctx := context.Background()
+	pair, err := pgwaittest.Start(ctx) // a local primary and replica; use your own DSN
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pair.Close()
+	cfg, err := pgwait.ParseConfig(pair.PrimaryDSN() + " pgwait_health_interval=100ms")
+	if err != nil {
+		log.Fatal(err)
+	}
+	connector, err := pgwaitdriver.NewConnector(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	onReplica := func() bool {
+		var inRecovery bool
+		return db.QueryRowContext(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery) == nil && inRecovery
+	}
+	fmt.Println("reads on a replica:", onReplica())
+
+	replica, err := pgx.ParseConfig(pair.ReplicaDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := connector.AddReplica(pgwait.Addr(replica)); err != nil { // host:port
+		log.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !onReplica() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Println("after AddReplica, reads on a replica:", onReplica())
+
+	if err := connector.RemoveReplica(pgwait.Addr(replica)); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after RemoveReplica, reads on a replica:", onReplica(), "replicas:", len(connector.Replicas()))
+	// Output:
+	// reads on a replica: false
+	// after AddReplica, reads on a replica: true
+	// after RemoveReplica, reads on a replica: false replicas: 0
+}
