@@ -226,7 +226,7 @@
 // the name, not the address, and the password file entry is the name's.
 // Replica status (driver.ReplicasOf) lists each address, with the name it
 // was found under (ReplicaStatus.Name); RemoveReplica of the name removes
-// them all. A failed lookup changes nothing (its error becomes the last
+// them all. An address already in the set is not added twice. A failed lookup changes nothing (its error becomes the last
 // error of the name's replicas; replicas that went away fail their probes
 // and leave the rotation meanwhile). IP addresses and Unix socket
 // directories are never resolved, and discovery is off by default, since a

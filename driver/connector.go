@@ -250,10 +250,8 @@ func (c *Connector) AddReplica(replica string) error {
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
 	addr := pgwait.Addr(rc)
-	for _, r := range c.replicaList() {
-		if r.addr == addr && !r.removed.Load() {
-			return fmt.Errorf("pgwait: replica %s is in the set already", addr)
-		}
+	if c.inSetLocked(addr) {
+		return fmt.Errorf("pgwait: replica %s is in the set already", addr)
 	}
 	for _, s := range c.sources {
 		if s.name == addr && !s.removed.Load() {

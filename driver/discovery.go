@@ -107,7 +107,9 @@ func (c *Connector) resolver() pgwait.Resolver {
 // discover resolves s's host and makes the set follow the answer: a replica
 // for each new address (it enters the rotation at its first good probe, as
 // one AddReplica adds), and each address gone drained as RemoveReplica
-// drains. A failed lookup changes nothing (replicas at addresses that went
+// drains. An address already in the set (given as an address, or found
+// under another name) is not added twice while it is there. A failed
+// lookup changes nothing (replicas at addresses that went
 // away fail their probes and leave the rotation meanwhile): its error
 // becomes the last error of s's replicas.
 func (c *Connector) discover(ctx context.Context, s *source) {
@@ -130,8 +132,20 @@ func (c *Connector) discover(ctx context.Context, s *source) {
 		delete(s.reps, a)
 	}
 	for _, a := range added {
-		s.reps[a] = c.addLocked(pinned(s.cfg, a), a, s.name)
+		if !c.inSetLocked(a) {
+			s.reps[a] = c.addLocked(pinned(s.cfg, a), a, s.name)
+		}
 	}
+}
+
+// inSetLocked reports whether a replica at addr is in the set; under repMu.
+func (c *Connector) inSetLocked(addr string) bool {
+	for _, r := range c.replicaList() {
+		if r.addr == addr && !r.removed.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // discoverLoop resolves s at once, then on every health interval, until s

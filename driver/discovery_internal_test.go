@@ -175,6 +175,15 @@ func TestDiscoverFollowsTheAnswer(t *testing.T) {
 	require.Len(t, c.sources, 2)
 	c.discover(ctx, c.sources[1])
 	assert.Len(t, c.Replicas(), 3)
+
+	// An address already in the set is not added twice; once it leaves,
+	// the name's next answer brings it in.
+	dns.set("replicas.example", "10.0.0.2", "10.0.0.3", "10.9.9.9:5432")
+	c.discover(ctx, c.sources[1])
+	assert.Len(t, c.Replicas(), 3)
+	require.NoError(t, c.RemoveReplica("10.9.9.9:5432"))
+	c.discover(ctx, c.sources[1])
+	assert.Equal(t, []string{"10.0.0.2:5433 " + name, "10.0.0.3:5433 " + name, "10.9.9.9:5432 " + name}, addrs(c.Replicas()))
 }
 
 // TestDiscoveryOffResolvesNothing: without pgwait_replica_discovery a host

@@ -69,8 +69,9 @@ func parseLag(b []byte) (time.Duration, bool) {
 }
 
 // Replicas returns the status of each replica in the set, in the order the
-// DSN lists them (replicas added at run time after them). It takes one short lock per replica and does no I/O: call it as
-// often as metrics are scraped.
+// DSN lists them (replicas added at run time, and those DNS discovery
+// found, after them, in the order they came). It takes one short lock per
+// replica and does no I/O: call it as often as metrics are scraped.
 func (c *Connector) Replicas() []pgwait.ReplicaStatus {
 	primary := c.track.PrimaryPosition()
 	now := time.Now()
