@@ -524,6 +524,7 @@ func FuzzFormatDSN(f *testing.F) {
 		"host=/tmp sslmode=verify-full dbname=x pgwait_replicas=[::1]:5",
 		"postgres://h/d?ssl=true&application_name=%27q%27&options=-c%20x%3Dy",
 		"host='a\\'b' pgwait_health_interval=1h",
+		"host=db1 pgwait_replicas=replicas.svc:6432 pgwait_replica_discovery=dns",
 	} {
 		f.Add(s)
 	}
