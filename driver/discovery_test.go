@@ -163,3 +163,28 @@ func TestDiscoveryFollowsTheDNSAnswer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1", n, "the remaining replica is still probed")
 }
+
+// TestDiscoveryWithTheSystemResolver: without Config.Resolver the system's
+// resolver answers, and each address takes the port given with the name:
+// localhost:PORT gives the replica at 127.0.0.1:PORT (and, where localhost
+// also resolves to ::1, a replica there, which the server, listening on
+// 127.0.0.1 only, does not answer: it stays out of the rotation).
+func TestDiscoveryWithTheSystemResolver(t *testing.T) {
+	c := shared(t)
+	ctx := ctxT(t)
+	port := portOf(t, c.ReplicaDSN(0))
+	db := openDSN(t, c.PrimaryDSN()+" pgwait_replicas=localhost:"+port+" pgwait_replica_discovery=dns pgwait_health_interval=50ms")
+	eventuallyOnReplica(t, ctx, db)
+	connector, err := pgwaitdriver.ConnectorOf(ctx, db)
+	require.NoError(t, err)
+	var found []string
+	for _, st := range connector.Replicas() {
+		assert.Equal(t, "localhost:"+port, st.Name)
+		found = append(found, st.Addr)
+		if st.Addr == "127.0.0.1:"+port {
+			assert.Equal(t, pgwait.ReplicaInRotation, st.State)
+		}
+	}
+	assert.Contains(t, found, "127.0.0.1:"+port)
+	t.Logf("localhost resolved to %v", found)
+}
