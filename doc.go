@@ -217,18 +217,21 @@
 // host name (in pgwait_replicas or to AddReplica; host, host:port or a URL
 // with one host) is every address the name resolves to, each a replica of
 // its own, and the name is resolved again on every health interval. An
-// address that appears is added as AddReplica adds (it serves reads from
-// its first good probe); one that vanishes is removed as RemoveReplica
-// removes (drained, not cut). A replica fleet behind one name (a Kubernetes
-// headless service, a Route 53 multivalue record) is thus followed without
-// restarts. Each replica dials its own address with the name's settings
-// otherwise unchanged: sslmode=verify-full checks its certificate against
-// the name, not the address, and the password file entry is the name's.
-// Replica status (driver.ReplicasOf) lists each address, with the name it
-// was found under (ReplicaStatus.Name); RemoveReplica of the name removes
-// them all. An address already in the set is not added twice. A failed lookup changes nothing (its error becomes the last
-// error of the name's replicas; replicas that went away fail their probes
-// and leave the rotation meanwhile). IP addresses and Unix socket
+// address that appears is added as AddReplica adds (it serves reads from its
+// first good probe); one that vanishes is removed as RemoveReplica removes
+// (drained, not cut). A replica fleet behind one name (a Kubernetes headless
+// service, a Route 53 multivalue record) is thus followed without restarts.
+// The name is first resolved when the handle opens its first connection;
+// until a first probe of one of its replicas succeeds, reads go as when no
+// replica is in rotation (pgwait_no_replica). Each replica dials its own
+// address with the name's settings otherwise unchanged: sslmode=verify-full
+// checks its certificate against the name, not the address, and the password
+// file entry is the name's. Replica status (driver.ReplicasOf) lists each
+// address, with the name it was found under (ReplicaStatus.Name);
+// RemoveReplica of the name removes them all. An address already in the set
+// is not added twice. A failed lookup changes nothing (its error becomes the
+// last error of the name's replicas; replicas that went away fail their
+// probes and leave the rotation meanwhile). IP addresses and Unix socket
 // directories are never resolved, and discovery is off by default, since a
 // name like localhost resolving to both ::1 and 127.0.0.1 would otherwise
 // become two replicas. Config.Resolver replaces the system's resolver: a
