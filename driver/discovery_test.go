@@ -79,6 +79,9 @@ func TestDiscoveryFollowsTheDNSAnswer(t *testing.T) {
 
 	served := &portCounter{ports: map[string]int{}}
 	var failed atomic.Int64
+	// removedAt is when A was seen gone from the set (unix nanoseconds, 0
+	// before); lateA counts the reads A served that began after it.
+	var removedAt, lateA atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {
@@ -90,12 +93,16 @@ func TestDiscoveryFollowsTheDNSAnswer(t *testing.T) {
 				default:
 				}
 				var p int
+				began := time.Now().UnixNano()
 				if err := db.QueryRowContext(ctx, "SELECT inet_server_port()").Scan(&p); err != nil {
 					t.Errorf("read failed: %v", err)
 					failed.Add(1)
 					continue
 				}
 				served.add(fmt.Sprint(p))
+				if at := removedAt.Load(); at != 0 && began > at && fmt.Sprint(p) == portA {
+					lateA.Add(1)
+				}
 			}
 		})
 	}
@@ -143,10 +150,10 @@ func TestDiscoveryFollowsTheDNSAnswer(t *testing.T) {
 
 	dns.set(b)
 	require.Eventually(t, func() bool { return slices.Equal(replicas(), []string{b + name}) }, 10*time.Second, 10*time.Millisecond, "the address that vanished leaves the set")
-	time.Sleep(200 * time.Millisecond) // reads begun on it before end
+	removedAt.Store(time.Now().UnixNano())
 	served.reset()
 	require.Eventually(t, func() bool { return served.get(portB) > 100 }, 10*time.Second, 10*time.Millisecond)
-	assert.Zero(t, served.get(portA), "a removed replica served a read that began after its removal")
+	assert.Zero(t, lateA.Load(), "a removed replica served a read that began after its removal")
 
 	close(stop)
 	wg.Wait()
