@@ -205,6 +205,13 @@ type Config struct {
 	// Tracer, when set, is told about every statement pgwait routes. It has
 	// no DSN form: FormatDSN leaves it out.
 	Tracer Tracer
+	// Discovery says whether a replica given by host name stands for every
+	// address the name resolves to (DiscoveryDNS), followed as it changes.
+	Discovery Discovery
+	// Resolver, when set, resolves the host names of replicas under
+	// DiscoveryDNS instead of net.DefaultResolver. It has no DSN form:
+	// FormatDSN leaves it out.
+	Resolver Resolver
 }
 
 // DSN keys pgwait reads itself; every other key goes to pgx.
@@ -221,10 +228,11 @@ const (
 	keyLevel       = "pgwait_consistency"
 	keyMaxLag      = "pgwait_max_replica_lag"
 	keyVisibility  = "pgwait_write_visibility"
+	keyDiscovery   = "pgwait_replica_discovery"
 	ownPrefix      = "pgwait_"
 )
 
-var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel, keyMaxLag, keyVisibility}
+var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, keyWaitMethod, keyBalance, keyNoReplica, keyHealth, keyReplicaTO, keyLevel, keyMaxLag, keyVisibility, keyDiscovery}
 
 // ParseConfig reads a pgx/libpq connection string for the primary (URL or
 // keyword=value form) extended with pgwait's own keys:
@@ -255,6 +263,10 @@ var knownKeys = []string{keyReplicas, keyWaitTimeout, keyOnTimeout, keyScope, ke
 //	                     or answering a read beyond its wait) before it is
 //	                     treated as sick: see Config.ReplicaTimeout; from
 //	                     10ms to 1h; default 2s
+//	pgwait_replica_discovery  off (default) or dns: a replica given by host
+//	                     name stands for every address the name resolves
+//	                     to, resolved again on every health interval; see
+//	                     DiscoveryDNS
 //
 // Each replica in pgwait_replicas is either
 //
@@ -401,6 +413,8 @@ func (c *Config) set(key, value string) (err error) {
 		c.Balance, err = parseName[Balance](key, value, balanceNames)
 	case keyNoReplica:
 		c.NoReplica, err = parseName[NoReplicaPolicy](key, value, noReplicaNames)
+	case keyDiscovery:
+		c.Discovery, err = parseName[Discovery](key, value, discoveryNames)
 	case keyHealth:
 		c.HealthInterval, err = parseDuration(key, value, MinHealthInterval, MaxHealthInterval)
 	case keyReplicaTO:
@@ -637,7 +651,8 @@ func checkConn(what string, cc *pgx.ConnConfig) error {
 }
 
 // Copy returns a deep copy of c: its own primary and replica settings (as
-// pgx.ConnConfig.Copy makes them) and replica slice. The Tracer is shared.
+// pgx.ConnConfig.Copy makes them) and replica slice. The Tracer and the
+// Resolver are shared.
 func (c *Config) Copy() *Config {
 	n := *c
 	if c.Primary != nil {
@@ -658,8 +673,9 @@ func (c *Config) Copy() *Config {
 // reads back to a config equal to c. The primary and replicas are written
 // from the connection strings they were parsed from (ConnString): a replica
 // that ReplicaConfig derived from the primary as host:port, any other as a
-// URL. Changes made to their fields after parsing, and the Tracer, are not
-// written. The string holds the passwords; print String instead.
+// URL. Changes made to their fields after parsing, the Tracer and the
+// Resolver are not written. The string holds the passwords; print String
+// instead.
 func (c *Config) FormatDSN() (string, error) { return c.format(false) }
 
 // String returns FormatDSN's connection string with every password written
@@ -769,5 +785,6 @@ func (c *Config) enums() []enumSetting {
 		{keyWaitMethod, uint8(c.WaitMethod), waitMethodNames},
 		{keyBalance, uint8(c.Balance), balanceNames},
 		{keyNoReplica, uint8(c.NoReplica), noReplicaNames},
+		{keyDiscovery, uint8(c.Discovery), discoveryNames},
 	}
 }

@@ -62,6 +62,10 @@ func TestParseConfig(t *testing.T) {
 			assert.Equal(t, pgwait.WaitPoll, c.WaitMethod)
 			assert.Equal(t, "x", c.Primary.RuntimeParams["application_name"])
 		}},
+		{"DNS discovery", "host=db1 pgwait_replicas=replicas.db pgwait_replica_discovery=dns", func(t *testing.T, c *pgwait.Config) {
+			assert.Equal(t, pgwait.DiscoveryDNS, c.Discovery)
+			assert.Equal(t, "dns", c.Discovery.String())
+		}},
 		{"timeout in milliseconds", "host=db1 pgwait_wait_timeout=1500 pgwait_scope=token pgwait_wait_method=wait_for_lsn", func(t *testing.T, c *pgwait.Config) {
 			assert.Equal(t, 1500*time.Millisecond, c.WaitTimeout)
 			assert.Equal(t, pgwait.ScopeToken, c.Scope)
@@ -125,6 +129,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"postgres://app:hunter2@db1/app?pgwait_wait_timeout=soon", "pgwait_wait_timeout"},
 		{"postgres://app:hunter2@db1/app?pgwait_wait_timeout=0", "from 1ms to"},
 		{"postgres://app:hunter2@db1/app?pgwait_on_timeout=retry", "want primary or error"},
+		{"host=db1 pgwait_replica_discovery=srv", "want off or dns"},
 		{"postgres://app:hunter2@db1/app?pgwait_scope=global", "want handle, conn or token"},
 		{"postgres://app:hunter2@db1/app?pgwait_wait_method=sleep", "want auto, wait_for_lsn or poll"},
 		{"postgres://app:hunter2@db1/app?pgwait_replica=db2", `unknown setting "pgwait_replica"`},
@@ -309,7 +314,7 @@ func describe(c *pgwait.Config) string {
 	if health == 0 {
 		health = pgwait.DefaultHealthInterval
 	}
-	fmt.Fprintf(&b, " %v %v %v %v %v %v %v", wait, c.OnTimeout, c.Scope, c.WaitMethod, c.Balance, c.NoReplica, health)
+	fmt.Fprintf(&b, " %v %v %v %v %v %v %v %v", wait, c.OnTimeout, c.Scope, c.WaitMethod, c.Balance, c.NoReplica, health, c.Discovery)
 	return b.String()
 }
 
@@ -338,6 +343,7 @@ func TestFormatDSN(t *testing.T) {
 		"postgres://app@db1:5432/app",
 		"postgres://app:s3cret@db1:5432/app?pgwait_replicas=db2,db3:5433,[::1]:5434&pgwait_wait_timeout=250ms&pgwait_on_timeout=error",
 		"host=db1 user=app password='it\\'s spaced out' pgwait_replicas='db2 postgres://ro:pw@r1:1,r2:2/app?sslmode=require' pgwait_scope=conn pgwait_wait_method=poll pgwait_balance=random pgwait_no_replica=error pgwait_health_interval=2s",
+		"host=db1 pgwait_replicas=replicas.db:5433 pgwait_replica_discovery=dns",
 		"host=/tmp port=5433 sslmode=verify-full dbname='my db' application_name='a b\\c' pgwait_replicas=127.0.0.1:5",
 		"postgres://u:p%40ss@h1:1,h2:2/d?target_session_attrs=read-write&sslmode=disable&pgwait_replicas=r1%20r2:7",
 		"postgres://h/d?ssl=true&pgwait_wait_timeout=" + pgwait.MaxWaitTimeout.String(),
@@ -518,6 +524,7 @@ func FuzzFormatDSN(f *testing.F) {
 		"host=/tmp sslmode=verify-full dbname=x pgwait_replicas=[::1]:5",
 		"postgres://h/d?ssl=true&application_name=%27q%27&options=-c%20x%3Dy",
 		"host='a\\'b' pgwait_health_interval=1h",
+		"host=db1 pgwait_replicas=replicas.svc:6432 pgwait_replica_discovery=dns",
 	} {
 		f.Add(s)
 	}

@@ -38,6 +38,9 @@
 //	pgwait_health_interval  how often replicas are probed (default 1s)
 //	pgwait_replica_timeout  how long a replica may stay silent before it is
 //	                     treated as sick (default 2s): see Config.ReplicaTimeout
+//	pgwait_replica_discovery  off (default) or dns: a replica given by host
+//	                     name is every address the name resolves to; see
+//	                     "The replica set can change"
 //
 // A replica given by host is connected to exactly as pgx would connect to
 // that host with the primary's settings: sslmode=verify-full checks the
@@ -204,7 +207,8 @@
 // stays in rotation. Probes also tell reads how far each replica has
 // replayed, so that most reads need no wait at all. driver.ReplicasOf
 // reports each replica's state, why and since when it is out, its last
-// error and its lag.
+// error and its lag; the modules pgwaitprom (a Prometheus collector) and
+// pgwaitotel (OpenTelemetry metrics) export it and Stats as metrics.
 //
 // A sick replica costs a read at most its wait plus the replica timeout
 // (pgwait_replica_timeout, 2 s by default), whether or not the caller's
@@ -222,6 +226,31 @@
 // RemoveReplica takes one out (no new read starts on it; reads in progress
 // finish and its connections close as their pooled connections are reused).
 //
+// With pgwait_replica_discovery=dns the set follows DNS: a replica given by
+// host name (in pgwait_replicas or to AddReplica; host, host:port or a URL
+// with one host) is every address the name resolves to, each a replica of
+// its own, and the name is resolved again on every health interval. An
+// address that appears is added as AddReplica adds (it serves reads from its
+// first good probe); one that vanishes is removed as RemoveReplica removes
+// (drained, not cut). A replica fleet behind one name (a Kubernetes headless
+// service, a Route 53 multivalue record) is thus followed without restarts.
+// The name is first resolved when the handle opens its first connection;
+// until a first probe of one of its replicas succeeds, reads go as when no
+// replica is in rotation (pgwait_no_replica). Each replica dials its own
+// address with the name's settings otherwise unchanged: sslmode=verify-full
+// checks its certificate against the name, not the address, and the password
+// file entry is the name's. Replica status (driver.ReplicasOf) lists each
+// address, with the name it was found under (ReplicaStatus.Name);
+// RemoveReplica of the name removes them all. An address already in the set
+// is not added twice. A failed lookup changes nothing (its error becomes the
+// last error of the name's replicas; replicas that went away fail their
+// probes and leave the rotation meanwhile). IP addresses and Unix socket
+// directories are never resolved, and discovery is off by default, since a
+// name like localhost resolving to both ::1 and 127.0.0.1 would otherwise
+// become two replicas. Config.Resolver replaces the system's resolver: a
+// service registry's client, or a fixed answer in tests; its answers may
+// carry their own ports (address:port), as pgconn.LookupFunc's may.
+//
 // # Behind a connection pooler
 //
 // Behind PgBouncer in session pooling pgwait works as with direct
@@ -234,8 +263,16 @@
 // (default_query_exec_mode=exec, simple_protocol or cache_describe; see
 // "Query exec modes"), and no db.Prepare, as with pgx stdlib: the default
 // cache_statement mode needs PgBouncer 1.21 or later with
-// max_prepared_statements. Tested against Debian 12's PgBouncer 1.18 in
-// session pooling and, in those three modes, transaction pooling.
+// max_prepared_statements. Without, some statements find their prepared
+// statement left behind on another server connection, and fail before they
+// run: outside a transaction pgwait prepares such a statement afresh and
+// runs it once more (as after a schema change); if that fails too, or
+// inside a transaction, the statement returns an error that matches
+// ErrPoolerPreparedStatements (errors.Is), says what to configure, and wraps
+// the server's *pgconn.PgError (SQLSTATE 26000 or 42P05). Tested against
+// Debian 12's PgBouncer 1.18 in session pooling and, in those three modes,
+// transaction pooling, and for that error in cache_statement behind
+// transaction pooling.
 //
 // # The primary's outage
 //

@@ -29,3 +29,14 @@ func (e *WaitTimeoutError) Error() string {
 
 // Is makes errors.Is(err, ErrWaitTimeout) true.
 func (e *WaitTimeoutError) Is(target error) bool { return target == ErrWaitTimeout }
+
+// ErrPoolerPreparedStatements is matched (errors.Is) by the error a statement
+// returns when a named prepared statement pgwait made on a connection is
+// gone from it (SQLSTATE 26000), or a name pgwait frees before it prepares
+// it is taken (42P05): a pooler in front of the server, such as PgBouncer in
+// transaction pooling before 1.21 or without max_prepared_statements, gave
+// the connection another server connection between two statements. The
+// error also wraps the server's *pgconn.PgError. Use
+// default_query_exec_mode=exec, simple_protocol or cache_describe (and no
+// db.Prepare), or PgBouncer 1.21 or later with max_prepared_statements.
+var ErrPoolerPreparedStatements = errors.New("pgwait: a connection pooler lost the prepared statements")

@@ -62,3 +62,21 @@ func ExampleOnPrimary() {
 	fmt.Println(pgwait.RouteFrom(ctx))
 	// Output: primary
 }
+
+// Behind PgBouncer in transaction pooling (before 1.21, or without
+// max_prepared_statements), choose an exec mode that leaves no named
+// prepared statement on the server. In the default mode, statements that
+// lose theirs fail with an error matching ErrPoolerPreparedStatements, which
+// says so.
+func ExampleParseConfig_transactionPooling() {
+	cfg, err := pgwait.ParseConfig("postgres://app@pgbouncer:6432/app?default_query_exec_mode=exec&pgwait_replicas=pgbouncer-ro:6432")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("primary:", cfg.Primary.DefaultQueryExecMode)
+	fmt.Println("replica:", cfg.Replicas[0].DefaultQueryExecMode)
+	// Output:
+	// primary: exec
+	// replica: exec
+}

@@ -41,6 +41,10 @@ func (s ReplicaState) String() string {
 type ReplicaStatus struct {
 	// Addr is the replica's host:port, as in Event.Addr.
 	Addr string
+	// Name is, for a replica DNS discovery found (DiscoveryDNS), the
+	// host:port it was given as, whose name resolved to Addr's address;
+	// empty for any other replica.
+	Name string
 	// State says whether it serves reads.
 	State ReplicaState
 	// Reason says why it left the rotation ("failed", "promoted", or

@@ -1,6 +1,7 @@
 package pgwait_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgwait/pgwait"
-	_ "github.com/pgwait/pgwait/driver"
+	pgwaitdriver "github.com/pgwait/pgwait/driver"
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
@@ -211,4 +212,51 @@ func TestMaxWaitTimeout(t *testing.T) {
 	var v int
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT v FROM max_wait").Scan(&v))
 	assert.Equal(t, 1, v)
+}
+
+// staticDNS answers every name with the same addresses.
+type staticDNS []string
+
+func (d staticDNS) LookupHost(context.Context, string) ([]string, error) { return d, nil }
+
+// TestDiscoveryVerifiesTheHostName: replicas that DNS discovery found at
+// an address are still checked, under sslmode=verify-full, against the host
+// name they were found under: certificates valid for that name only (not
+// for the address) are accepted, and reads reach both replicas over TLS.
+func TestDiscoveryVerifiesTheHostName(t *testing.T) {
+	ca := newTestCA(t)
+	localhost := ca.issue(t, 2, []string{"localhost"}, nil)
+	fleet := ca.issue(t, 3, []string{"replicas.test"}, nil)
+	c := pgtest.New(t, pgtest.Options{Replicas: 2, ServerTLS: []pgtest.KeyPair{localhost, fleet}})
+	primary, err := pgx.ParseConfig(c.PrimaryDSN())
+	require.NoError(t, err)
+	answer := staticDNS{}
+	for i := range 2 {
+		r, err := pgx.ParseConfig(c.ReplicaDSN(i))
+		require.NoError(t, err)
+		answer = append(answer, pgwait.Addr(r))
+	}
+	cfg, err := pgwait.ParseConfig(fmt.Sprintf("host=localhost port=%d user=postgres dbname=postgres sslmode=verify-full sslrootcert=%s pgwait_no_replica=error pgwait_balance=round_robin pgwait_health_interval=50ms pgwait_replicas=replicas.test pgwait_replica_discovery=dns", primary.Port, ca.file))
+	require.NoError(t, err)
+	cfg.Resolver = answer
+	connector, err := pgwaitdriver.NewConnector(cfg)
+	require.NoError(t, err)
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	db.SetMaxIdleConns(0) // a new pick per statement
+	ports := map[int]bool{}
+	require.Eventually(t, func() bool {
+		var port int
+		var ssl bool
+		err := db.QueryRowContext(t.Context(), "SELECT inet_server_port(), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&port, &ssl)
+		if err == nil && ssl {
+			ports[port] = true
+		}
+		return len(ports) == 2
+	}, 10*time.Second, 10*time.Millisecond, "reads reach both replicas over verified TLS; replica status: %+v", connector.Replicas())
+	for _, st := range connector.Replicas() {
+		// A slow machine may time a probe out; no certificate was refused.
+		assert.NotContains(t, fmt.Sprint(st.LastError), "certificate", st.Addr)
+		assert.Equal(t, fmt.Sprintf("replicas.test:%d", primary.Port), st.Name, "the name as given, with the primary's port")
+	}
 }

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgwait/pgwait"
 	"github.com/pgwait/pgwait/internal/pgtest"
 )
 
@@ -81,4 +85,52 @@ func TestBehindPgBouncerTransactionPooling(t *testing.T) {
 			assert.Zero(t, st.ReplicaErrors)
 		})
 	}
+}
+
+// TestBehindPgBouncerTransactionPoolingCacheStatement: the default
+// cache_statement mode cannot work behind PgBouncer 1.18 in transaction
+// pooling (a statement prepared on one server connection is run on
+// another); the statements that fail for it say so, and what to configure,
+// with an error that still wraps the server's.
+func TestBehindPgBouncerTransactionPoolingCacheStatement(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	db := openDSN(t, bouncers(t, c, "transaction"))
+	db.SetMaxOpenConns(8)
+	tbl := table(t, db)
+	var mu sync.Mutex
+	var lost, other []error
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				// A new statement text each time: prepared, then run, in two
+				// round trips that PgBouncer may give two server connections.
+				_, err := db.Exec(fmt.Sprintf("INSERT INTO %s (v) VALUES ($1) /* %d */", tbl, i), fmt.Sprint(w, "-", i))
+				if err == nil {
+					var n int
+					err = db.QueryRow(fmt.Sprintf("SELECT count(*) FROM %s WHERE v = $1 /* %d */", tbl, i), fmt.Sprint(w, "-", i)).Scan(&n)
+				}
+				mu.Lock()
+				switch {
+				case errors.Is(err, pgwait.ErrPoolerPreparedStatements):
+					lost = append(lost, err)
+				case err != nil:
+					other = append(other, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of 800 statements failed for the lost prepared statements, %d otherwise", len(lost), len(other))
+	for _, err := range other {
+		t.Errorf("an error that is not the pooler's: %v", err)
+	}
+	require.NotEmpty(t, lost, "PgBouncer never switched server connections between a preparation and its use")
+	err := lost[0]
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr, "the server's error is still there")
+	assert.Contains(t, []string{"26000", "42P05"}, pgErr.Code)
+	assert.ErrorContains(t, err, "default_query_exec_mode=exec")
+	assert.ErrorContains(t, err, "max_prepared_statements")
 }

@@ -241,7 +241,8 @@ func (c *Conn) Prepare(query string) (sqldriver.Stmt, error) {
 // PrepareContext prepares a statement on the primary, or on the server of
 // the open transaction, and reports its errors now, as pgx stdlib does; see
 // Stmt.
-func (c *Conn) PrepareContext(ctx context.Context, query string) (sqldriver.Stmt, error) {
+func (c *Conn) PrepareContext(ctx context.Context, query string) (_ sqldriver.Stmt, err error) {
+	defer func() { err = poolerError(err) }()
 	s, err := c.stmtSide(ctx)
 	if err != nil {
 		return nil, err
@@ -300,7 +301,8 @@ func (c *Conn) IsValid() bool {
 }
 
 // ExecContext runs a statement that returns no rows.
-func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Result, error) {
+func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (_ sqldriver.Result, err error) {
+	defer func() { err = poolerError(err) }()
 	ctx, query, args, err := arguments(ctx, query, named)
 	if err != nil {
 		return nil, err
@@ -328,7 +330,8 @@ func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.
 }
 
 // QueryContext runs a statement that returns rows.
-func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Rows, error) {
+func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver.NamedValue) (_ sqldriver.Rows, err error) {
+	defer func() { err = poolerError(err) }()
 	ctx, query, args, err := arguments(ctx, query, named)
 	if err != nil {
 		return nil, err

@@ -83,18 +83,25 @@ type Connector struct {
 	// reps is the replica set, append-only (a removed replica stays, marked,
 	// so that indexes, shared with the tracker, never change); repMu
 	// serializes additions and removals.
-	reps   atomic.Pointer[[]*replica]
-	repMu  sync.Mutex
-	track  *tracker.Tracker
-	stats  counters
-	health healthChecker
+	reps  atomic.Pointer[[]*replica]
+	repMu sync.Mutex
+	// sources are the replicas given by host name under DNS discovery
+	// (discovery.go), under repMu; named counts those not removed.
+	sources []*source
+	named   atomic.Int32
+	track   *tracker.Tracker
+	stats   counters
+	health  healthChecker
 }
 
 // replica is one replica's connection settings; what is known of its state
 // lives in the tracker, under the replica's index.
 type replica struct {
-	index     int
-	addr      string
+	index int
+	addr  string
+	// name is the source's host:port for a replica DNS discovery found,
+	// empty for any other.
+	name      string
 	cfg       *pgx.ConnConfig
 	connector sqldriver.Connector
 	// plain connects without the startup parameters pgwait adds, for a
@@ -136,8 +143,13 @@ func NewConnector(cfg *pgwait.Config) (*Connector, error) {
 	}
 	c.primary = stdlib.GetConnector(*cfg.Primary.Copy())
 	var reps []*replica
-	for i, rc := range cfg.Replicas {
-		reps = append(reps, c.newReplica(i, rc))
+	for _, rc := range cfg.Replicas {
+		if c.cfg.Discovery == pgwait.DiscoveryDNS && discoverable(rc) {
+			c.sources = append(c.sources, newSource(rc.Copy()))
+			c.named.Add(1)
+			continue
+		}
+		reps = append(reps, c.newReplica(len(reps), rc))
 	}
 	c.reps.Store(&reps)
 	c.track = tracker.New(tracker.Config{
@@ -209,8 +221,12 @@ func isUnsupportedParameter(err error) bool {
 // index is their place in it).
 func (c *Connector) replicaList() []*replica { return *c.reps.Load() }
 
-// hasReplicas reports whether the set has a replica not removed.
+// hasReplicas reports whether the set has a replica not removed, or a host
+// name DNS discovery follows (whose replicas may be yet to be found).
 func (c *Connector) hasReplicas() bool {
+	if c.named.Load() > 0 {
+		return true
+	}
 	for _, r := range c.replicaList() {
 		if !r.removed.Load() {
 			return true
@@ -234,8 +250,10 @@ func (c *Connector) severalReplicas() bool {
 // AddReplica adds a replica to the live handle, given as pgwait_replicas
 // gives one (host, host:port, [ipv6]:port, inheriting the primary's other
 // settings, or a postgres:// URL). It enters the rotation once a health
-// probe finds it in recovery (within a health interval). A replica already
-// in the set is an error.
+// probe finds it in recovery (within a health interval). Under
+// pgwait_replica_discovery=dns a host name stands for every address it
+// resolves to, followed from then on. A replica already in the set is an
+// error.
 func (c *Connector) AddReplica(replica string) error {
 	rc, err := pgwait.ReplicaConfig(c.cfg.Primary, replica)
 	if err != nil {
@@ -243,38 +261,77 @@ func (c *Connector) AddReplica(replica string) error {
 	}
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
-	old := c.replicaList()
 	addr := pgwait.Addr(rc)
-	for _, r := range old {
-		if r.addr == addr && !r.removed.Load() {
-			return fmt.Errorf("pgwait: replica %s is in the set already", addr)
+	if c.inSetLocked(addr) {
+		return fmt.Errorf("pgwait: replica %s is in the set already", addr)
+	}
+	for _, s := range c.sources {
+		if s.name == addr && !s.removed.Load() {
+			return fmt.Errorf("pgwait: replica %s is in the set already (its addresses are followed by DNS discovery)", addr)
 		}
 	}
-	i := c.track.Add(time.Now())
-	r := c.newReplica(i, rc)
+	if c.cfg.Discovery == pgwait.DiscoveryDNS && discoverable(rc) {
+		s := newSource(rc)
+		c.sources = append(c.sources, s)
+		c.named.Add(1)
+		if c.health.started.Load() {
+			c.health.addSource(s)
+		}
+		return nil
+	}
+	c.addLocked(rc, addr, "")
+	return nil
+}
+
+// addLocked adds a replica at addr, found under the source name (empty:
+// none), and starts its probes if they run; under repMu.
+func (c *Connector) addLocked(rc *pgx.ConnConfig, addr, name string) *replica {
+	old := c.replicaList()
+	r := c.newReplica(c.track.Add(time.Now()), rc)
+	r.addr, r.name = addr, name
 	reps := append(slices.Clone(old), r)
 	c.reps.Store(&reps)
 	if c.health.started.Load() {
 		c.health.add(r)
 	}
-	return nil
+	return r
 }
 
 // RemoveReplica takes the replica at addr (host:port, as Replicas reports
-// it) out of the live handle's set: no read starts on it again, and its
-// connections are drained (each closed once the read on it, if any, ends
-// and its pooled connection is reused), not cut.
+// it, or as given to pgwait_replicas or AddReplica for a host name DNS
+// discovery follows: then every replica found under it) out of the live
+// handle's set: no read starts on it again, and its connections are drained
+// (each closed once the read on it, if any, ends and its pooled connection
+// is reused), not cut.
 func (c *Connector) RemoveReplica(addr string) error {
 	c.repMu.Lock()
 	defer c.repMu.Unlock()
+	for _, s := range c.sources {
+		if s.name == addr && !s.removed.Load() {
+			s.removed.Store(true)
+			c.named.Add(-1)
+			for _, r := range s.reps {
+				c.dropLocked(r)
+			}
+			return nil
+		}
+	}
 	for _, r := range c.replicaList() {
 		if r.addr == addr && !r.removed.Load() {
-			r.removed.Store(true)
-			c.track.Remove(r.index, time.Now())
+			if r.name != "" {
+				return fmt.Errorf("pgwait: replica %s was found under %s by DNS discovery, which would find it again: remove %s, or take the address out of its DNS answer", addr, r.name, r.name)
+			}
+			c.dropLocked(r)
 			return nil
 		}
 	}
 	return fmt.Errorf("pgwait: no replica %s in the set; Replicas lists them", addr)
+}
+
+// dropLocked takes r out of the set, for good; under repMu.
+func (c *Connector) dropLocked(r *replica) {
+	r.removed.Store(true)
+	c.track.Remove(r.index, time.Now())
 }
 
 // Close stops the replica health checks; sql.DB.Close calls it.

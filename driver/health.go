@@ -63,6 +63,9 @@ func (h *healthChecker) start() {
 		for _, r := range h.c.replicaList() {
 			h.add(r)
 		}
+		for _, s := range h.c.sources {
+			h.addSource(s)
+		}
 		h.started.Store(true)
 	})
 }

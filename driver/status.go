@@ -69,8 +69,9 @@ func parseLag(b []byte) (time.Duration, bool) {
 }
 
 // Replicas returns the status of each replica in the set, in the order the
-// DSN lists them (replicas added at run time after them). It takes one short lock per replica and does no I/O: call it as
-// often as metrics are scraped.
+// DSN lists them (replicas added at run time, and those DNS discovery
+// found, after them, in the order they came). It takes one short lock per
+// replica and does no I/O: call it as often as metrics are scraped.
 func (c *Connector) Replicas() []pgwait.ReplicaStatus {
 	primary := c.track.PrimaryPosition()
 	now := time.Now()
@@ -87,6 +88,7 @@ func (c *Connector) Replicas() []pgwait.ReplicaStatus {
 func statusOf(r *replica, ts tracker.ReplicaState, primary tracker.LSN, now time.Time) pgwait.ReplicaStatus {
 	st := pgwait.ReplicaStatus{
 		Addr:         r.addr,
+		Name:         r.name,
 		Replayed:     pgwait.LSN(ts.Replayed),
 		Ejections:    ts.Ejections,
 		Reads:        r.status.reads.Load(),

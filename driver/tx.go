@@ -34,7 +34,8 @@ const rollbackTimeout = 5 * time.Second
 // or the isolation level is serializable (which a hot standby does not
 // offer); the replica first waits, in the same round trip as BEGIN, for the
 // writes the read must see.
-func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver.Tx, error) {
+func (c *Conn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (_ sqldriver.Tx, err error) {
+	defer func() { err = poolerError(err) }()
 	if c.tx != nil {
 		return nil, errors.New("pgwait: a transaction is already open on this connection")
 	}
@@ -172,7 +173,8 @@ func (tx *Tx) after(cls classify.Result, query string, err error) {
 // Commit commits. On the primary, a transaction that was not read-only has
 // its commit's LSN read in the same round trip, whatever its statements
 // were: a SELECT may call a function that writes.
-func (tx *Tx) Commit() error {
+func (tx *Tx) Commit() (err error) {
+	defer func() { err = poolerError(err) }()
 	c := tx.conn
 	if c.tx != tx {
 		return errTxClosed
