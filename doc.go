@@ -41,6 +41,13 @@
 //	pgwait_replica_discovery  off (default) or dns: a replica given by host
 //	                     name is every address the name resolves to; see
 //	                     "The replica set can change"
+//	pgwait_consistency   the reads' default level: ryw (default), eventual,
+//	                     global, primary or bounded:DURATION; see
+//	                     "Consistency levels"
+//	pgwait_max_replica_lag  keep replicas further behind than this out of
+//	                     every read's choice (default: no bound)
+//	pgwait_write_visibility  how many replicas a write waits for before it
+//	                     returns (default 0); see WithVisibility
 //
 // A replica given by host is connected to exactly as pgx would connect to
 // that host with the primary's settings: sslmode=verify-full checks the
