@@ -265,14 +265,19 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 // readLSN reads an LSN query's result and maps the insert position to the
 // end of the last record.
 func (s *side) readLSN(rr resultReader) (lsn.LSN, error) {
-	var text string
+	var l lsn.LSN
+	var err error
+	read := false
 	for rr.NextRow() {
-		text = string(rr.Values()[0])
+		l, err = lsn.ParseBytes(rr.Values()[0])
+		read = true
 	}
-	if _, err := rr.Close(); err != nil {
-		return 0, err
+	if _, closeErr := rr.Close(); closeErr != nil {
+		return 0, closeErr
 	}
-	l, err := lsn.Parse(text)
+	if !read {
+		_, err = lsn.Parse("") // no row: the error of an empty text
+	}
 	if err != nil {
 		return 0, err
 	}
