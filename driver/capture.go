@@ -248,8 +248,7 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 	if closeErr := p.Close(); err == nil {
 		err = closeErr
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && !s.broken() {
+	if err != nil && isPgError(err) && !s.broken() {
 		// The write committed but the prepared LSN query failed (someone ran
 		// DEALLOCATE ALL or DISCARD ALL): read the LSN unprepared, still after
 		// the commit, and prepare again next time.
@@ -260,6 +259,14 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 		return 0, fmt.Errorf("pgwait: the statement committed on the primary, but reading its WAL position failed (reads may not see it): %w", err)
 	}
 	return l, nil
+}
+
+// isPgError reports an error the server sent. (Its own function: the
+// target of errors.As escapes, and a caller declaring it would pay that
+// allocation on every call, error or not.)
+func isPgError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
 
 // readLSN reads an LSN query's result and maps the insert position to the
