@@ -127,38 +127,40 @@ const (
 )
 
 // startCapture sends a write and its LSN capture in one round trip and
-// returns the pipeline with the statement's result next in line. The
+// returns the pipeline with the statement's result next in line, and the
+// converters of its columns when known. The
 // statement goes as its exec mode says (modes.go), after its description
 // in cache_describe (first use) and describe_exec; BEGIN, COMMIT and the
 // LSN query are prepared in cache_statement, unnamed otherwise. query is
 // set when the statement's rows are read.
-func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any, query bool) (*pgconn.Pipeline, *stmt, error) {
+func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any, query bool) (*pgconn.Pipeline, []valueFunc, error) {
 	if err := s.prepareCapture(ctx); err != nil {
 		return nil, nil, err
 	}
-	var send func(p *pgconn.Pipeline)
-	st := &stmt{}
+	// The statement is bound into st (cache_statement) or u: no closure
+	// and no placeholder allocated for each write.
+	var st *stmt
+	var u *unnamed
+	var err error
 	if mode := s.modeFor(ctx); mode == pgx.QueryExecModeCacheStatement {
-		var err error
 		if st, err = s.bind(ctx, sql, args); err != nil {
 			return nil, nil, err
 		}
-		send = func(p *pgconn.Pipeline) {
-			p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
-		}
-	} else {
-		u, err := s.bindMode(ctx, mode, sql, args, query)
-		if err != nil {
-			s.forget(sql, err)
-			return nil, nil, err
-		}
-		send = u.send
+	} else if u, err = s.bindMode(ctx, mode, sql, args, query); err != nil {
+		s.forget(sql, err)
+		return nil, nil, err
 	}
 	p := s.pg.StartPipeline(ctx)
 	if shape == inBlock {
 		sendOwn(p, s.capture.begin, "BEGIN")
 	}
-	send(p)
+	var convert []valueFunc
+	if st != nil {
+		p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+		convert = st.convert
+	} else {
+		u.send(p)
+	}
 	switch shape {
 	case inBlock:
 		sendOwn(p, s.capture.commit, "COMMIT")
@@ -176,7 +178,7 @@ func (s *side) startCapture(ctx context.Context, shape captureShape, sql string,
 			return nil, nil, err
 		}
 	}
-	return p, st, nil
+	return p, convert, nil
 }
 
 // skipResult reads a result that carries nothing of interest.
@@ -355,7 +357,7 @@ func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql str
 	if s.modeFor(ctx) == pgx.QueryExecModeSimpleProtocol {
 		return s.queryCaptureSimple(ctx, shape, sql, args, done)
 	}
-	p, st, err := s.startCapture(ctx, shape, sql, args, true)
+	p, convert, err := s.startCapture(ctx, shape, sql, args, true)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +372,7 @@ func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql str
 		done(0, err)
 		return nil, err
 	}
-	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+	r := newRows(rr, s.pgx.TypeMap(), convert, func(_ pgconn.CommandTag, err error) error {
 		s.forget(sql, err)
 		l, err := s.finishCapture(ctx, p, shape, err)
 		done(l, err)
