@@ -49,6 +49,10 @@ type Conn struct {
 	// classified caches what the classifier said of recent statements:
 	// applications send the same few texts over and over.
 	classified map[string]classify.Result
+	// execArgs is ExecContext's argument slice, kept between calls: a
+	// statement without rows keeps no reference to its arguments once it
+	// returns (a query's rows may: QueryContext allocates its own).
+	execArgs []any
 }
 
 // classifyCacheSize bounds a connection's classification cache.
@@ -300,10 +304,20 @@ func (c *Conn) IsValid() bool {
 
 // ExecContext runs a statement that returns no rows.
 func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (sqldriver.Result, error) {
-	ctx, query, args, err := arguments(ctx, query, named)
+	values := c.execArgs[:0]
+	for _, nv := range named {
+		values = append(values, nv.Value)
+	}
+	c.execArgs = values[:0]
+	defer clear(values) // keep none of the caller's values alive
+	ctx, query, args, err := options(ctx, query, values)
 	if err != nil {
 		return nil, err
 	}
+	return c.exec(ctx, query, args)
+}
+
+func (c *Conn) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
 	if c.tx != nil {
 		return c.tx.exec(ctx, query, args)
 	}
@@ -357,6 +371,11 @@ func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) 
 	for i, nv := range named {
 		args[i] = nv.Value
 	}
+	return options(ctx, query, args)
+}
+
+// options applies the pgx options that lead args, as arguments says.
+func options(ctx context.Context, query string, args []any) (context.Context, string, []any, error) {
 	var rewriter pgx.QueryRewriter
 options:
 	for len(args) > 0 {
@@ -376,7 +395,8 @@ options:
 		args = args[1:]
 	}
 	if rewriter != nil {
-		q, a, err := rewriter.RewriteQuery(ctx, nil, query, args)
+		// A copy: whatever the rewriter keeps must not change under it.
+		q, a, err := rewriter.RewriteQuery(ctx, nil, query, slices.Clone(args))
 		if err != nil {
 			return ctx, "", nil, fmt.Errorf("rewrite query failed: %w", err)
 		}
