@@ -6,6 +6,10 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -105,4 +109,21 @@ func TestShiftPosition(t *testing.T) {
 	assert.Equal(t, int32(10), shiftPosition(err, 20).(*pgconn.PgError).Position)
 	err = &pgconn.PgError{Code: "42601", Position: 5}
 	assert.Equal(t, int32(5), shiftPosition(err, 20).(*pgconn.PgError).Position, "a position in pgwait's own statement stays")
+}
+
+// TestUnsent: a capture batch whose write failed is retried elsewhere by
+// database/sql, as pgconn's own unsent statements are; a failed read is not
+// (the batch may have run).
+func TestUnsent(t *testing.T) {
+	write := &net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	if err := unsent(write); !pgconn.SafeToRetry(err) || !errors.Is(err, syscall.EPIPE) || err.Error() != write.Error() {
+		t.Errorf("unsent(write error) = %v: want it safe to retry, the same error", err)
+	}
+	if err := unsent(read); pgconn.SafeToRetry(err) || err != error(read) {
+		t.Errorf("unsent(read error) = %v: want it unchanged", err)
+	}
+	if err := retryable(unsent(fmt.Errorf("sending: %w", write))); err != sqldriver.ErrBadConn {
+		t.Errorf("retryable(unsent(write error)) = %v, want driver.ErrBadConn", err)
+	}
 }
