@@ -248,7 +248,7 @@ func unsent(err error) error {
 
 type unsentError struct{ error }
 
-func (e unsentError) Unwrap() error    { return e.error }
+func (e unsentError) Unwrap() error   { return e.error }
 func (unsentError) SafeToRetry() bool { return true }
 
 // skipResult reads a result that carries nothing of interest.
