@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,6 +29,14 @@ import (
 //
 //	go test ./driver -run '^$' -bench 'Write$' -benchmem -count 6
 //	go test ./driver -run '^$' -bench 'Write$/pgwait' -benchtime 20000x -memprofile mem.out -cpuprofile cpu.out
+//
+// On a busy machine ns/op swings more between runs than the variants
+// differ; BenchmarkWriteInterleaved runs one write of each variant per
+// iteration, in rotating order, and reports each one's median latency and
+// the ratios of the medians, which drift in the machine's load moves
+// together:
+//
+//	go test ./driver -run '^$' -bench 'WriteInterleaved' -benchtime 5000x
 //
 // cpu-ns/op is the benchmark process's CPU time per operation (user and
 // system): the client's own cost, steadier than ns/op on a shared machine
@@ -132,6 +141,54 @@ func BenchmarkWrite(b *testing.B) {
 		f := newWriteFloor(b, c.PrimaryDSN())
 		loop(b, func(n int64) error { _, err := f.writeBatch(ctx, n, 5); return err })
 	})
+}
+
+func BenchmarkWriteInterleaved(b *testing.B) {
+	c := shared(b)
+	benchSetup(b)
+	ctx := context.Background()
+	pw := benchDB(b, "pgwait", dsnFor(b, c))
+	std := benchDB(b, "pgx", c.PrimaryDSN())
+	floor := newWriteFloor(b, c.PrimaryDSN())
+	names := []string{"pgwait", "pgx-stdlib", "floor", "floor-batch"}
+	variants := []func(n int64) error{
+		func(n int64) error { _, err := pw.ExecContext(ctx, benchUpdate, n, 6); return err },
+		func(n int64) error { _, err := std.ExecContext(ctx, benchUpdate, n, 7); return err },
+		func(n int64) error { _, err := floor.write(ctx, n, 8); return err },
+		func(n int64) error { _, err := floor.writeBatch(ctx, n, 9); return err },
+	}
+	took := make([][]time.Duration, len(variants))
+	var n int64
+	for b.Loop() {
+		n++
+		for k := range variants {
+			i := (int(n) + k) % len(variants)
+			start := time.Now()
+			if err := variants[i](n); err != nil {
+				b.Fatal(err)
+			}
+			took[i] = append(took[i], time.Since(start))
+		}
+	}
+	// The median, and the 10th percentile: on a shared machine most writes
+	// wait for a core at some point, and the fastest tenth shows the cost
+	// of the path itself best.
+	p10 := make([]float64, len(variants))
+	p50 := make([]float64, len(variants))
+	for i, d := range took {
+		slices.Sort(d)
+		p10[i] = float64(d[len(d)/10].Nanoseconds())
+		p50[i] = float64(d[len(d)/2].Nanoseconds())
+		b.ReportMetric(p50[i]/1e3, "p50-µs-"+names[i])
+		if testing.Verbose() {
+			q := func(f float64) float64 { return float64(d[int(f*float64(len(d)-1))].Nanoseconds()) / 1e3 }
+			b.Logf("%-12s µs: p10 %.0f p25 %.0f p50 %.0f p75 %.0f p90 %.0f p99 %.0f", names[i], q(.10), q(.25), q(.5), q(.75), q(.9), q(.99))
+		}
+	}
+	for _, r := range [][2]int{{0, 1}, {0, 2}, {0, 3}, {2, 1}} {
+		b.ReportMetric(p50[r[0]]/p50[r[1]], names[r[0]]+"/"+names[r[1]]+"-p50")
+		b.ReportMetric(p10[r[0]]/p10[r[1]], names[r[0]]+"/"+names[r[1]]+"-p10")
+	}
 }
 
 func BenchmarkNoWaitRead(b *testing.B) {
