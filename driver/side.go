@@ -35,6 +35,8 @@ type side struct {
 
 	// capture holds what LSN capture prepares on a primary connection.
 	capture captureStmts
+	// bound watches round trips to a replica (watchReplica, read.go).
+	bound *replicaBound
 	major   int // server major version
 }
 
