@@ -37,7 +37,7 @@ type side struct {
 	capture captureStmts
 	// bound watches round trips to a replica (watchReplica, read.go).
 	bound *replicaBound
-	major   int // server major version
+	major int // server major version
 }
 
 func newSide(std *stdlib.Conn, rep *replica) *side {
