@@ -130,7 +130,8 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 // read tries another, and the replica stays in rotation for the pooled
 // connections that hold one.
 func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale time.Duration, exclude []int) (*side, error) {
-	tried := slices.Clone(exclude)
+	var buf [4]int // on the stack for up to four replicas
+	tried := append(buf[:0], exclude...)
 	reps := c.c.replicaList()
 	for range len(reps) {
 		i := c.c.track.Pick(c.session, target, maxStale, tried...)
@@ -140,12 +141,12 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale tim
 		tried = append(tried, i)
 		rep := reps[i]
 		s, err := c.sideFor(ctx, rep)
-		var ce connectError
-		switch {
-		case err == nil:
+		if err == nil {
 			c.replica = s
 			return s, nil
-		case !errors.As(err, &ce) || ctx.Err() != nil:
+		}
+		var ce connectError // declared here: errors.As moves it to the heap
+		if !errors.As(err, &ce) || ctx.Err() != nil {
 			return nil, err
 		}
 		c.c.stats.replicaErrors.Add(1)
