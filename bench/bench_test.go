@@ -121,7 +121,7 @@ func BenchmarkNoWaitRead(b *testing.B) {
 func BenchmarkWrite(b *testing.B) {
 	e := benchEnv(b)
 	ctx := context.Background()
-	ids, err := e.rows(5)
+	ids, err := e.rows(6)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,6 +175,14 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		defer rp.close()
 		loop(b, func(ctx context.Context, n int64) error { _, err := rp.writeCaptureTx(ctx, ids[4], n); return err })
+	})
+	b.Run("pgconn-capture-tx-batch", func(b *testing.B) {
+		rp, err := newRawPrimary(ctx, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rp.close()
+		loop(b, func(ctx context.Context, n int64) error { _, err := rp.writeCaptureTxBatch(ctx, ids[5], n); return err })
 	})
 }
 
@@ -257,6 +265,7 @@ func TestBaselines(t *testing.T) {
 		"two syncs":          rp.writeCapture,
 		"prepared LSN query": rp.writeCapturePrepared,
 		"in a transaction":   rp.writeCaptureTx,
+		"as a batch":         rp.writeCaptureTxBatch,
 	}
 	var n int64
 	for name, capture := range captures {
@@ -295,6 +304,19 @@ func TestBaselines(t *testing.T) {
 	}
 	if _, err := rp.writeCaptureTx(ctx, ids[0], n+1); err != nil {
 		t.Fatalf("a write after the failed one: %v", err)
+	}
+	// The same as a batch.
+	if _, err := rp.captureTxBatch(ctx, failing, [][]byte{[]byte(strconv.Itoa(ids[0]))}); err == nil {
+		t.Fatal("a failing UPDATE in a batch: no error")
+	}
+	if st := rp.pg.TxStatus(); st != 'I' {
+		t.Fatalf("transaction status %c after a failed batch, want I", st)
+	}
+	if got, err := rr.read(ctx, ids[0]); err != nil || got != n+1 {
+		t.Fatalf("after the failed batch: read %d, %v; want %d", got, err, n+1)
+	}
+	if _, err := rp.writeCaptureTxBatch(ctx, ids[0], n+2); err != nil {
+		t.Fatalf("a batch after the failed one: %v", err)
 	}
 }
 

@@ -294,7 +294,7 @@ func sectionWrite(ctx context.Context, e *env, cfg config, res *results, log io.
 		return err
 	}
 	defer rp.close()
-	ids, err := e.rows(6)
+	ids, err := e.rows(7)
 	if err != nil {
 		return err
 	}
@@ -304,6 +304,7 @@ func sectionWrite(ctx context.Context, e *env, cfg config, res *results, log io.
 	sRawCapture := newSeries("pgconn + LSN capture, two Syncs", false)
 	sRawPrepared := newSeries("pgconn + capture, prepared LSN query", false)
 	sRawTx := newSeries("pgconn + capture, tx + one Sync", false)
+	sRawTxBatch := newSeries("pgconn + capture, tx + one Sync, as a batch", false)
 	capture := func(f func(context.Context, int, int64) (lsn.LSN, error), id int) func(context.Context, int64) error {
 		return func(ctx context.Context, n int64) error { _, err := f(ctx, id, n); return err }
 	}
@@ -314,8 +315,9 @@ func sectionWrite(ctx context.Context, e *env, cfg config, res *results, log io.
 		capture(rp.writeCapture, ids[3]),
 		capture(rp.writeCapturePrepared, ids[4]),
 		capture(rp.writeCaptureTx, ids[5]),
+		capture(rp.writeCaptureTxBatch, ids[6]),
 	}
-	all := []*series{sPgwait, sStd, sRaw, sRawCapture, sRawPrepared, sRawTx}
+	all := []*series{sPgwait, sStd, sRaw, sRawCapture, sRawPrepared, sRawTx, sRawTxBatch}
 	seqs := make([]int64, len(writes))
 	var vs []variant
 	for i, wr := range writes {

@@ -140,6 +140,68 @@ func (r *rawPrimary) captureTx(ctx context.Context, write *pgconn.StatementDescr
 	return l, err
 }
 
+// writeCaptureTxBatch is writeCaptureTx with the same messages sent as a
+// pgconn.Batch and read through its MultiResultReader, as pgwait sends
+// them: a pipeline's bookkeeping allocates for each request, a batch's does
+// not.
+func (r *rawPrimary) writeCaptureTxBatch(ctx context.Context, id int, n int64) (lsn.LSN, error) {
+	r.bind(id, n)
+	return r.captureTxBatch(ctx, r.update, r.params)
+}
+
+func (r *rawPrimary) captureTxBatch(ctx context.Context, write *pgconn.StatementDescription, params [][]byte) (lsn.LSN, error) {
+	var b pgconn.Batch
+	b.ExecStatement(r.begin, nil, nil, nil)
+	b.ExecStatement(write, params, nil, nil)
+	b.ExecStatement(r.commit, nil, nil, nil)
+	b.ExecStatement(r.lsn, nil, nil, nil)
+	mrr := r.pg.ExecBatch(ctx, &b)
+	l, err := r.readTxBatch(mrr)
+	if cerr := mrr.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && r.pg.TxStatus() != 'I' && !r.pg.IsClosed() {
+		if _, rerr := r.pg.Exec(ctx, "ROLLBACK").ReadAll(); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+	}
+	return l, err
+}
+
+// readTxBatch reads what captureTxBatch sent: BEGIN, the write, COMMIT and
+// the LSN query's row.
+func (r *rawPrimary) readTxBatch(mrr *pgconn.MultiResultReader) (lsn.LSN, error) {
+	var text string
+	for i, want := range []string{"BEGIN", "", "COMMIT", "LSN"} {
+		if !mrr.NextResult() {
+			if err := mrr.Close(); err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("the batch ended before its result %d", i+1)
+		}
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			text = string(rr.Values()[0])
+		}
+		tag, err := rr.Close()
+		switch {
+		case err != nil:
+			return 0, err
+		case want == "" && tag.RowsAffected() != 1:
+			return 0, fmt.Errorf("updated %d rows", tag.RowsAffected())
+		case want == "BEGIN" || want == "COMMIT":
+			if tag.String() != want {
+				return 0, fmt.Errorf("%s answered %q", want, tag)
+			}
+		}
+	}
+	l, err := lsn.Parse(text)
+	if err != nil {
+		return 0, err
+	}
+	return lsn.EndOfRecord(l, r.walBlock, r.walSegment), nil
+}
+
 func (r *rawPrimary) readTx(p *pgconn.Pipeline) (lsn.LSN, error) {
 	if err := readTag(p, "BEGIN"); err != nil {
 		return 0, err

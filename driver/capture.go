@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -127,60 +128,131 @@ const (
 )
 
 // startCapture sends a write and its LSN capture in one round trip and
-// returns the pipeline with the statement's result next in line. The
-// statement goes as its exec mode says (modes.go), after its description
-// in cache_describe (first use) and describe_exec; BEGIN, COMMIT and the
-// LSN query are prepared in cache_statement, unnamed otherwise. query is
-// set when the statement's rows are read.
-func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any, query bool) (*pgconn.Pipeline, *stmt, error) {
+// returns the results with the statement's next in line, and the
+// converters of its columns when known. The statement goes as its exec
+// mode says (modes.go), after its description in cache_describe (first use)
+// and describe_exec; BEGIN, COMMIT and the LSN query are prepared in
+// cache_statement, unnamed otherwise. query is set when the statement's
+// rows are read.
+//
+// The inBlock shape, one Sync, goes as a pgconn.Batch rather than through a
+// pgconn.Pipeline: the same messages, but a pipeline allocates about thirty
+// times per round trip to track its requests, which a batch does not need.
+func (s *side) startCapture(ctx context.Context, shape captureShape, sql string, args []any, query bool) (captureResults, []valueFunc, error) {
 	if err := s.prepareCapture(ctx); err != nil {
 		return nil, nil, err
 	}
-	var send func(p *pgconn.Pipeline)
-	st := &stmt{}
+	// The statement is bound into st (cache_statement) or u: no closure
+	// and no placeholder allocated for each write.
+	var st *stmt
+	var u *unnamed
+	var err error
 	if mode := s.modeFor(ctx); mode == pgx.QueryExecModeCacheStatement {
-		var err error
 		if st, err = s.bind(ctx, sql, args); err != nil {
 			return nil, nil, err
 		}
-		send = func(p *pgconn.Pipeline) {
-			p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	} else if u, err = s.bindMode(ctx, mode, sql, args, query); err != nil {
+		s.forget(sql, err)
+		return nil, nil, err
+	}
+	var convert []valueFunc
+	if st != nil {
+		convert = st.convert
+	}
+	if shape == inBlock {
+		var b pgconn.Batch
+		batchOwn(&b, s.capture.begin, "BEGIN")
+		if st != nil {
+			b.ExecStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+		} else {
+			b.ExecParams(u.sql, u.values, u.oids, u.formats, u.results)
 		}
-	} else {
-		u, err := s.bindMode(ctx, mode, sql, args, query)
-		if err != nil {
-			s.forget(sql, err)
-			return nil, nil, err
+		batchOwn(&b, s.capture.commit, "COMMIT")
+		batchOwn(&b, s.capture.lsn, lsnQuery)
+		p := batchPipeline{s.pg.ExecBatch(ctx, &b)}
+		if err := skipResult(p, "BEGIN result"); err != nil {
+			s.abandonCapture(ctx, p)
+			return nil, nil, unsent(err)
 		}
-		send = u.send
+		return p, convert, nil
 	}
 	p := s.pg.StartPipeline(ctx)
-	if shape == inBlock {
-		sendOwn(p, s.capture.begin, "BEGIN")
+	if st != nil {
+		p.SendQueryStatement(st.sd, s.eqb.ParamValues, s.eqb.ParamFormats, st.formats)
+	} else {
+		u.send(p)
 	}
-	send(p)
-	switch shape {
-	case inBlock:
-		sendOwn(p, s.capture.commit, "COMMIT")
-	case separateSync:
-		p.SendPipelineSync()
-	}
+	p.SendPipelineSync()
 	sendOwn(p, s.capture.lsn, lsnQuery)
 	if err := p.Sync(); err != nil {
 		p.Close()
 		return nil, nil, err
 	}
-	if shape == inBlock {
-		if err := skipResult(p, "BEGIN result"); err != nil {
-			s.abandonCapture(ctx, p)
-			return nil, nil, err
-		}
-	}
-	return p, st, nil
+	return p, convert, nil
 }
 
+// captureResults are the results of a capture's round trip, read in order:
+// a pipeline's (separateSync), or a batch's through batchPipeline
+// (inBlock).
+type captureResults interface {
+	GetResults() (any, error)
+	Close() error
+}
+
+// batchPipeline reads a batch's results as a pipeline's: each statement's
+// *pgconn.ResultReader, then a *pgconn.PipelineSync for the batch's Sync.
+// As with a pipeline, a statement's error comes in its place (the server
+// skips the rest), and Close reads whatever is left.
+type batchPipeline struct{ mrr *pgconn.MultiResultReader }
+
+// batchSync stands for the Sync that ends a batch.
+var batchSync = &pgconn.PipelineSync{}
+
+func (b batchPipeline) GetResults() (any, error) {
+	if rr := b.mrr.ResultReader(); rr != nil {
+		rr.Close() // as a pipeline does: the previous result is done with
+	}
+	if b.mrr.NextResult() {
+		return b.mrr.ResultReader(), nil
+	}
+	if err := b.mrr.Close(); err != nil {
+		return nil, err
+	}
+	return batchSync, nil
+}
+
+func (b batchPipeline) Close() error { return b.mrr.Close() }
+
+// batchOwn queues one of pgwait's own statements on a batch, as sendOwn
+// does on a pipeline.
+func batchOwn(b *pgconn.Batch, sd *pgconn.StatementDescription, sql string) {
+	if sd != nil {
+		b.ExecStatement(sd, nil, nil, nil)
+		return
+	}
+	b.ExecParams(sql, nil, nil, nil, nil)
+}
+
+// unsent marks a batch's failed write as safe to retry on another
+// connection, as pgconn marks a pipeline's or a statement's that wrote
+// nothing (database/sql then retries, as with pgx stdlib): a batch goes in
+// one write of a few hundred bytes on a connection with nothing in flight,
+// and such a write fails whole.
+func unsent(err error) error {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "write" {
+		return unsentError{err}
+	}
+	return err
+}
+
+type unsentError struct{ error }
+
+func (e unsentError) Unwrap() error   { return e.error }
+func (unsentError) SafeToRetry() bool { return true }
+
 // skipResult reads a result that carries nothing of interest.
-func skipResult(p *pgconn.Pipeline, what string) error {
+func skipResult(p captureResults, what string) error {
 	res, err := p.GetResults()
 	if err != nil {
 		return err
@@ -195,7 +267,7 @@ func skipResult(p *pgconn.Pipeline, what string) error {
 
 // abandonCapture closes a capture pipeline whose statement failed: the
 // server skipped the rest, and a transaction opened by BEGIN is rolled back.
-func (s *side) abandonCapture(ctx context.Context, p *pgconn.Pipeline) {
+func (s *side) abandonCapture(ctx context.Context, p captureResults) {
 	p.Close()
 	if !s.broken() && s.pg.TxStatus() != 'I' {
 		s.simple(context.WithoutCancel(ctx), "ROLLBACK")
@@ -205,7 +277,7 @@ func (s *side) abandonCapture(ctx context.Context, p *pgconn.Pipeline) {
 // finishCapture reads what follows the statement's result (COMMIT or Sync,
 // the LSN, Sync), closes the pipeline and returns the commit's LSN. When the
 // statement failed (stmtErr) nothing was committed.
-func (s *side) finishCapture(ctx context.Context, p *pgconn.Pipeline, shape captureShape, stmtErr error) (lsn.LSN, error) {
+func (s *side) finishCapture(ctx context.Context, p captureResults, shape captureShape, stmtErr error) (lsn.LSN, error) {
 	if stmtErr != nil {
 		s.abandonCapture(ctx, p)
 		return 0, stmtErr
@@ -229,7 +301,7 @@ func (s *side) finishCapture(ctx context.Context, p *pgconn.Pipeline, shape capt
 
 // readCaptured reads the LSN query's result and the final Sync of a capture
 // pipeline whose statement committed, and closes the pipeline.
-func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, error) {
+func (s *side) readCaptured(ctx context.Context, p captureResults) (lsn.LSN, error) {
 	var l lsn.LSN
 	res, err := p.GetResults()
 	if err == nil {
@@ -248,8 +320,7 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 	if closeErr := p.Close(); err == nil {
 		err = closeErr
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && !s.broken() {
+	if err != nil && isPgError(err) && !s.broken() {
 		// The write committed but the prepared LSN query failed (someone ran
 		// DEALLOCATE ALL or DISCARD ALL): read the LSN unprepared, still after
 		// the commit, and prepare again next time.
@@ -262,17 +333,30 @@ func (s *side) readCaptured(ctx context.Context, p *pgconn.Pipeline) (lsn.LSN, e
 	return l, nil
 }
 
+// isPgError reports an error the server sent. (Its own function: the
+// target of errors.As escapes, and a caller declaring it would pay that
+// allocation on every call, error or not.)
+func isPgError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
 // readLSN reads an LSN query's result and maps the insert position to the
 // end of the last record.
 func (s *side) readLSN(rr resultReader) (lsn.LSN, error) {
-	var text string
+	var l lsn.LSN
+	var err error
+	read := false
 	for rr.NextRow() {
-		text = string(rr.Values()[0])
+		l, err = lsn.ParseBytes(rr.Values()[0])
+		read = true
 	}
-	if _, err := rr.Close(); err != nil {
-		return 0, err
+	if _, closeErr := rr.Close(); closeErr != nil {
+		return 0, closeErr
 	}
-	l, err := lsn.Parse(text)
+	if !read {
+		_, err = lsn.Parse("") // no row: the error of an empty text
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -343,7 +427,7 @@ func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql str
 	if s.modeFor(ctx) == pgx.QueryExecModeSimpleProtocol {
 		return s.queryCaptureSimple(ctx, shape, sql, args, done)
 	}
-	p, st, err := s.startCapture(ctx, shape, sql, args, true)
+	p, convert, err := s.startCapture(ctx, shape, sql, args, true)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +442,7 @@ func (s *side) queryCaptureOnce(ctx context.Context, shape captureShape, sql str
 		done(0, err)
 		return nil, err
 	}
-	r := newRows(rr, s.pgx.TypeMap(), st.convert, func(_ pgconn.CommandTag, err error) error {
+	r := newRows(rr, s.pgx.TypeMap(), convert, func(_ pgconn.CommandTag, err error) error {
 		s.forget(sql, err)
 		l, err := s.finishCapture(ctx, p, shape, err)
 		done(l, err)

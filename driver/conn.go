@@ -49,6 +49,10 @@ type Conn struct {
 	// classified caches what the classifier said of recent statements:
 	// applications send the same few texts over and over.
 	classified map[string]classify.Result
+	// execArgs is ExecContext's argument slice, kept between calls: a
+	// statement without rows keeps no reference to its arguments once it
+	// returns (a query's rows may: QueryContext allocates its own).
+	execArgs []any
 }
 
 // classifyCacheSize bounds a connection's classification cache.
@@ -126,7 +130,8 @@ func (c *Conn) primarySide(ctx context.Context) (*side, error) {
 // read tries another, and the replica stays in rotation for the pooled
 // connections that hold one.
 func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale time.Duration, exclude []int) (*side, error) {
-	tried := slices.Clone(exclude)
+	var buf [4]int // on the stack for up to four replicas
+	tried := append(buf[:0], exclude...)
 	reps := c.c.replicaList()
 	for range len(reps) {
 		i := c.c.track.Pick(c.session, target, maxStale, tried...)
@@ -136,12 +141,12 @@ func (c *Conn) replicaSide(ctx context.Context, target tracker.LSN, maxStale tim
 		tried = append(tried, i)
 		rep := reps[i]
 		s, err := c.sideFor(ctx, rep)
-		var ce connectError
-		switch {
-		case err == nil:
+		if err == nil {
 			c.replica = s
 			return s, nil
-		case !errors.As(err, &ce) || ctx.Err() != nil:
+		}
+		var ce connectError // declared here: errors.As moves it to the heap
+		if !errors.As(err, &ce) || ctx.Err() != nil {
 			return nil, err
 		}
 		c.c.stats.replicaErrors.Add(1)
@@ -303,10 +308,20 @@ func (c *Conn) IsValid() bool {
 // ExecContext runs a statement that returns no rows.
 func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (_ sqldriver.Result, err error) {
 	defer func() { err = poolerError(err) }()
-	ctx, query, args, err := arguments(ctx, query, named)
+	values := c.execArgs[:0]
+	for _, nv := range named {
+		values = append(values, nv.Value)
+	}
+	c.execArgs = values[:0]
+	defer clear(values) // keep none of the caller's values alive
+	ctx, query, args, err := options(ctx, query, values)
 	if err != nil {
 		return nil, err
 	}
+	return c.exec(ctx, query, args)
+}
+
+func (c *Conn) exec(ctx context.Context, query string, args []any) (sqldriver.Result, error) {
 	if c.tx != nil {
 		return c.tx.exec(ctx, query, args)
 	}
@@ -361,6 +376,11 @@ func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) 
 	for i, nv := range named {
 		args[i] = nv.Value
 	}
+	return options(ctx, query, args)
+}
+
+// options applies the pgx options that lead args, as arguments says.
+func options(ctx context.Context, query string, args []any) (context.Context, string, []any, error) {
 	var rewriter pgx.QueryRewriter
 options:
 	for len(args) > 0 {
@@ -380,7 +400,8 @@ options:
 		args = args[1:]
 	}
 	if rewriter != nil {
-		q, a, err := rewriter.RewriteQuery(ctx, nil, query, args)
+		// A copy: whatever the rewriter keeps must not change under it.
+		q, a, err := rewriter.RewriteQuery(ctx, nil, query, slices.Clone(args))
 		if err != nil {
 			return ctx, "", nil, fmt.Errorf("rewrite query failed: %w", err)
 		}

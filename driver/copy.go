@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"strings"
+	"unicode"
 )
 
 // COPY through database/sql. pgx stdlib sends a COPY without arguments
@@ -19,6 +20,9 @@ var errCopyFromStdin = errors.New("pgwait: COPY ... FROM STDIN needs the COPY su
 // copyKind reports whether query is a COPY to or from the client: fromStdin
 // for COPY ... FROM STDIN, toStdout for COPY ... TO STDOUT.
 func copyKind(query string) (fromStdin, toStdout bool) {
+	if q := strings.TrimLeftFunc(query, unicode.IsSpace); len(q) < 4 || !strings.EqualFold(q[:4], "copy") {
+		return false, false // not COPY: nothing to split (every Exec comes here)
+	}
 	f := strings.Fields(strings.ToLower(query))
 	if len(f) == 0 || f[0] != "copy" {
 		return false, false

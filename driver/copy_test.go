@@ -20,11 +20,19 @@ func TestCopyKind(t *testing.T) {
 		{"COPY t FROM '/tmp/file'", false, false},
 		{"SELECT 'COPY t FROM STDIN'", false, false},
 		{"", false, false},
+		{" \n\tCoPy t FROM stdin", true, false},
+		{"\u00a0copy t to stdout", false, true},
+		{"copyt FROM STDIN", false, false},
+		{"copy", false, false},
+		{"UPDATE t SET n = $1 WHERE id = $2", false, false},
 	} {
 		fromStdin, stdout := copyKind(tc.query)
 		if fromStdin != tc.fromStdin || stdout != tc.stdout {
 			t.Errorf("copyKind(%q) = %t, %t; want %t, %t", tc.query, fromStdin, stdout, tc.fromStdin, tc.stdout)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { copyKind("UPDATE t SET n = $1 WHERE id = $2") }); n != 0 {
+		t.Errorf("copyKind of a statement that is not COPY allocates %v times", n)
 	}
 }
 

@@ -253,12 +253,22 @@ func (c *Conn) wentSilent(s *side) {
 // answering.
 var errReplicaSilent = errors.New("pgwait: the replica did not answer within pgwait_replica_timeout")
 
-// replicaBound watches one round trip to a replica (watchReplica).
+// replicaBound watches the round trips to one replica connection
+// (watchReplica), one at a time: each side keeps one, and its timer, for
+// all its round trips.
 type replicaBound struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	done  bool // the round trip ended
-	fired bool // the bound passed: the connection's deadline was set
+	c  *Conn
+	s  *side
+	mu sync.Mutex
+	// timer is the bound's timer, armed by each watch. A firing meant for
+	// an earlier watch (it ran while that one stopped) finds deadline ahead
+	// and arms the timer again.
+	timer    *time.Timer
+	d        time.Duration // the replica timeout
+	since    time.Time     // the last sign of life
+	deadline time.Time     // when the bound passes
+	done     bool          // the round trip ended
+	fired    bool          // the bound passed: the connection's deadline was set
 }
 
 // watchReplica bounds a round trip to replica s that includes a wait of up
@@ -268,32 +278,47 @@ type replicaBound struct {
 // fails at once; stop reports that. A replica that keeps answering probes
 // is slow, not sick: its round trip gets another replica timeout.
 func (c *Conn) watchReplica(s *side, wait time.Duration) *replicaBound {
-	b := &replicaBound{}
-	d := c.c.cfg.ReplicaTimeout
-	since := time.Now()
-	var fire func()
-	fire = func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.done {
-			return
-		}
-		if c.c.health.aliveSince(s.rep, since) {
-			since = time.Now()
-			b.timer.Reset(d)
-			return
-		}
-		b.fired = true
-		s.pg.Conn().SetDeadline(time.Now())
+	b := s.bound
+	if b == nil {
+		b = &replicaBound{c: c, s: s}
+		s.bound = b
 	}
+	now := time.Now()
 	b.mu.Lock()
-	b.timer = time.AfterFunc(wait+d, fire)
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	b.d = c.c.cfg.ReplicaTimeout
+	b.since, b.deadline = now, now.Add(wait+b.d)
+	b.done, b.fired = false, false
+	if b.timer == nil {
+		b.timer = time.AfterFunc(wait+b.d, b.fire)
+	} else {
+		b.timer.Reset(wait + b.d)
+	}
 	return b
 }
 
+func (b *replicaBound) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return
+	}
+	now := time.Now()
+	if left := b.deadline.Sub(now); left > 0 {
+		b.timer.Reset(left) // meant for an earlier watch
+		return
+	}
+	if b.c.c.health.aliveSince(b.s.rep, b.since) {
+		b.since, b.deadline = now, now.Add(b.d)
+		b.timer.Reset(b.d)
+		return
+	}
+	b.fired = true
+	b.s.pg.Conn().SetDeadline(now)
+}
+
 // stop ends the watch and reports whether the bound passed. It may be
-// called more than once.
+// called more than once, until the side's next watch.
 func (b *replicaBound) stop() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -38,7 +38,9 @@ type side struct {
 	// observer hears what reads on a replica connection saw (replay.go);
 	// nil on the primary.
 	observer replayObserver
-	major    int // server major version
+	// bound watches round trips to a replica (watchReplica, read.go).
+	bound *replicaBound
+	major int // server major version
 }
 
 func newSide(std *stdlib.Conn, rep *replica) *side {

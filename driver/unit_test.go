@@ -6,7 +6,11 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -183,5 +187,22 @@ func TestRowsReadAhead(t *testing.T) {
 			assert.Equal(t, 1, finished, "finish runs once")
 			assert.Equal(t, 1, f.closed)
 		})
+	}
+}
+
+// TestUnsent: a capture batch whose write failed is retried elsewhere by
+// database/sql, as pgconn's own unsent statements are; a failed read is not
+// (the batch may have run).
+func TestUnsent(t *testing.T) {
+	write := &net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	if err := unsent(write); !pgconn.SafeToRetry(err) || !errors.Is(err, syscall.EPIPE) || err.Error() != write.Error() {
+		t.Errorf("unsent(write error) = %v: want it safe to retry, the same error", err)
+	}
+	if err := unsent(read); pgconn.SafeToRetry(err) || err != error(read) {
+		t.Errorf("unsent(read error) = %v: want it unchanged", err)
+	}
+	if err := retryable(unsent(fmt.Errorf("sending: %w", write))); err != sqldriver.ErrBadConn {
+		t.Errorf("retryable(unsent(write error)) = %v, want driver.ErrBadConn", err)
 	}
 }

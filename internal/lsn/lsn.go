@@ -23,6 +23,28 @@ var ErrSyntax = errors.New("invalid LSN")
 // pads the second one to 8 digits, "0/03000060"). Surrounding blanks are not
 // accepted: the text goes into SQL literals.
 func Parse(s string) (LSN, error) {
+	l, err := parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
+	}
+	return l, nil
+}
+
+// ParseBytes is Parse of a text held in bytes, such as a column value read
+// from the server, without copying it to a string first.
+func ParseBytes(b []byte) (LSN, error) {
+	l, err := parse(string(b)) // parse keeps no reference: no copy
+	if err != nil {
+		return 0, fmt.Errorf("%w %q: %v", ErrSyntax, b, err)
+	}
+	return l, nil
+}
+
+var errNoSlash = errors.New("want two hexadecimal numbers separated by a slash, such as 0/3000060")
+
+// parse is Parse without the text in its errors, so that nothing of s
+// outlives the call.
+func parse(s string) (LSN, error) {
 	slash := -1
 	for i := 0; i < len(s); i++ {
 		if s[i] == '/' {
@@ -31,30 +53,41 @@ func Parse(s string) (LSN, error) {
 		}
 	}
 	if slash <= 0 || slash == len(s)-1 {
-		return 0, fmt.Errorf("%w %q: want two hexadecimal numbers separated by a slash, such as 0/3000060", ErrSyntax, s)
+		return 0, errNoSlash
 	}
 	hi, err := parseHalf(s[:slash])
 	if err != nil {
-		return 0, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
+		return 0, err
 	}
 	lo, err := parseHalf(s[slash+1:])
 	if err != nil {
-		return 0, fmt.Errorf("%w %q: %v", ErrSyntax, s, err)
+		return 0, err
 	}
 	return LSN(hi<<32 | lo), nil
 }
 
+var errHalfTooLong = errors.New("each half has at most 8 hexadecimal digits")
+
 func parseHalf(h string) (uint64, error) {
 	if len(h) > 8 {
-		return 0, errors.New("each half has at most 8 hexadecimal digits")
+		return 0, errHalfTooLong
 	}
+	var v uint64
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return 0, fmt.Errorf("%q is not a hexadecimal digit", c)
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, fmt.Errorf("%q is not a hexadecimal digit", h[i])
 		}
+		v = v<<4 | uint64(c)
 	}
-	return strconv.ParseUint(h, 16, 32)
+	return v, nil
 }
 
 // String formats l as PostgreSQL does before version 19 ("0/3000060"), which
@@ -75,7 +108,7 @@ func (l LSN) MarshalText() ([]byte, error) { return l.AppendText(nil), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (l *LSN) UnmarshalText(b []byte) error {
-	v, err := Parse(string(b))
+	v, err := ParseBytes(b)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ func TestParse(t *testing.T) {
 			if s := got.String(); s != tt.text {
 				t.Fatalf("String() = %q, want %q", s, tt.text)
 			}
+			if b, err := lsn.ParseBytes([]byte(tt.in)); err != nil || b != got {
+				t.Fatalf("ParseBytes(%q) = %#x, %v; want %#x", tt.in, uint64(b), err, uint64(got))
+			}
 		})
 	}
 }
@@ -47,7 +50,18 @@ func TestParseRejects(t *testing.T) {
 			if !errors.Is(err, lsn.ErrSyntax) {
 				t.Fatalf("Parse(%q) error = %v, want ErrSyntax", in, err)
 			}
+			if _, berr := lsn.ParseBytes([]byte(in)); berr == nil || berr.Error() != err.Error() {
+				t.Fatalf("ParseBytes(%q) error = %v, want Parse's: %v", in, berr, err)
+			}
 		})
+	}
+}
+
+// TestParseBytesAllocs: ParseBytes reads a column value with no copy.
+func TestParseBytesAllocs(t *testing.T) {
+	b := []byte("16/B374D848")
+	if n := testing.AllocsPerRun(100, func() { lsn.ParseBytes(b) }); n != 0 {
+		t.Fatalf("ParseBytes allocates %v times", n)
 	}
 }
 
@@ -107,6 +121,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		l, err := lsn.Parse(s)
+		if b, berr := lsn.ParseBytes([]byte(s)); b != l || (berr == nil) != (err == nil) || err != nil && berr.Error() != err.Error() {
+			t.Fatalf("ParseBytes(%q) = %v, %v; Parse: %v, %v", s, b, berr, l, err)
+		}
 		if err != nil {
 			if !errors.Is(err, lsn.ErrSyntax) {
 				t.Fatalf("error not ErrSyntax: %v", err)
