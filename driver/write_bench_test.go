@@ -314,6 +314,12 @@ func (f *writeFloor) write(ctx context.Context, n int64, id int) (lsn.LSN, error
 	if cerr := p.Close(); err == nil {
 		err = cerr
 	}
+	return f.end(ctx, text, err)
+}
+
+// end finishes a write: rolls back what a failure left open, or returns
+// the LSN read (text), mapped back to the end of its record.
+func (f *writeFloor) end(ctx context.Context, text string, err error) (lsn.LSN, error) {
 	if err != nil {
 		if f.pg.TxStatus() != 'I' && !f.pg.IsClosed() {
 			_, rerr := f.pg.Exec(ctx, "ROLLBACK").ReadAll()
@@ -358,16 +364,5 @@ func (f *writeFloor) writeBatch(ctx context.Context, n int64, id int) (lsn.LSN, 
 	if err == nil && i != 4 {
 		err = fmt.Errorf("%d results", i)
 	}
-	if err != nil {
-		if f.pg.TxStatus() != 'I' && !f.pg.IsClosed() {
-			_, rerr := f.pg.Exec(ctx, "ROLLBACK").ReadAll()
-			err = errors.Join(err, rerr)
-		}
-		return 0, err
-	}
-	l, err := lsn.Parse(text)
-	if err != nil {
-		return 0, err
-	}
-	return lsn.EndOfRecord(l, f.walBlock, f.walSegment), nil
+	return f.end(ctx, text, err)
 }
