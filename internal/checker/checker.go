@@ -47,9 +47,10 @@ type Op struct {
 	Err error
 	// Replica is true when a read was served by a replica.
 	Replica bool
-	// Handle numbers the *sql.DB the operation went through (0: the
-	// workload's). Read-your-writes at handle scope and monotonic reads
-	// hold among the operations of one handle.
+	// Handle numbers the *sql.DB the operation went through: 0 the
+	// workload's, at handle scope, among whose operations read-your-writes
+	// and monotonic reads across clients hold; 1 the second handle, at
+	// token scope (monotonic reads per client).
 	Handle int
 	// Token is, for a write made with a token, the token's position after
 	// it (the write's commit); for a read, the position of the token it
@@ -160,17 +161,19 @@ func (r Report) String() string {
 // Check verifies a history. final maps each key to its version read from the
 // primary after the run.
 //
-// Read-your-writes is checked at handle scope: a read must see every write
-// to its key acknowledged (by any client of the same handle) before the read
-// started. A read that carried a token must also see every write to its key
+// Read-your-writes is checked at handle scope, for the workload's handle
+// (0): a read through it must see every write to its key acknowledged (by
+// any of its clients) before the read started. The other handle is at
+// token scope, where a read is owed only what its token covers. A read that carried a token must also see every write to its key
 // whose token position is at most the token's, whichever handle made it.
 // Monotonic reads are checked per handle and client, for reads without a
-// token: a token read is owed what its token covers (a handle at token
-// scope keeps reads monotonic per connection only, and a pool hands a
-// client any connection). The workload's handle (0), at handle scope, must
-// also keep them across its clients: a read (without a token or a
-// staleness bound) sees at least what any read through it that ended
-// before it started saw, on whatever replica either ran. A tenant read must return rows, all of its tenant.
+// token or a staleness bound: a token read is owed what its token covers
+// (a handle at token scope keeps reads monotonic per connection only, and
+// a pool hands a client any connection), a BoundedStaleness read only its
+// bound. The workload's handle (0), at handle scope, must also keep them
+// across its clients: such a read sees at least what any read through it
+// that ended before it started saw, on whatever replica either ran. A
+// tenant read must return rows, all of its tenant.
 func Check(ops []Op, final map[int]int64) Report {
 	var r Report
 	type handleKey struct{ handle, key int }
@@ -256,7 +259,7 @@ func Check(ops []Op, final map[int]int64) Report {
 		seenBefore[key] = marks(rs, func(op Op) uint64 { return nanos(op.End) })
 	}
 	for _, rd := range reads {
-		if want := before(acks[handleKey{rd.Handle, rd.Key}], nanos(rd.Start), false); rd.Version < want {
+		if want := before(acks[handleKey{0, rd.Key}], nanos(rd.Start), false); rd.Handle == 0 && rd.Version < want {
 			r.Stale = append(r.Stale, Violation{rd, want, "a write acknowledged before the read started"})
 		}
 		if rd.Global {
@@ -275,7 +278,10 @@ func Check(ops []Op, final map[int]int64) Report {
 			}
 			continue
 		}
-		if rd.Handle == 0 && rd.Bound == 0 {
+		if rd.Bound > 0 {
+			continue // BoundedStaleness promises no monotonic reads: its replica may be any within the bound
+		}
+		if rd.Handle == 0 {
 			if want := before(seenBefore[rd.Key], nanos(rd.Start), false); rd.Version < want {
 				r.NonMonotonic = append(r.NonMonotonic, Violation{rd, want, "a read through the handle that ended before this one started"})
 			}

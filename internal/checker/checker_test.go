@@ -66,6 +66,7 @@ func TestCheck(t *testing.T) {
 		{"failed read", []checker.Op{{Client: 1, Kind: checker.Read, Key: 1, Start: at(0), End: at(1), Err: errors.New("boom")}}, map[int]int64{}, 0, 0, 0, 1, 0},
 
 		// Handles are separate scopes; tokens carry writes across them.
+		{"a token-scope handle's own writes are not owed without a token", []checker.Op{on(1, w(1, 1, 1, 0, 1)), on(1, r(2, 1, 0, 2, 3))}, map[int]int64{1: 1}, 0, 0, 0, 0, 0},
 		{"another handle's write is not owed", []checker.Op{w(1, 1, 1, 0, 1), on(1, r(2, 1, 0, 2, 3))}, map[int]int64{1: 1}, 0, 0, 0, 0, 0},
 		{"token read sees its write", []checker.Op{tok(100, w(1, 1, 3, 0, 1)), on(1, tok(100, r(1, 1, 3, 2, 3)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 		{"token read misses its write", []checker.Op{tok(100, w(1, 1, 3, 0, 1)), on(1, tok(100, r(1, 1, 2, 2, 3)))}, map[int]int64{1: 3}, 1, 0, 0, 0, 0},
@@ -86,6 +87,7 @@ func TestCheck(t *testing.T) {
 		// Bounded reads see what was acknowledged at least their bound before.
 		{"bounded read sees an old enough write", []checker.Op{w(1, 1, 3, 0, 1), bounded(3, on(1, r(2, 1, 3, 5, 6)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 		{"bounded read misses an old enough write", []checker.Op{w(1, 1, 3, 0, 1), bounded(3, on(1, r(2, 1, 2, 5, 6)))}, map[int]int64{1: 3}, 1, 0, 0, 0, 0},
+		{"bounded reads may go back within their bound", []checker.Op{w(1, 1, 3, 0, 5), bounded(3, on(1, r(2, 1, 3, 6, 7))), bounded(3, on(1, r(2, 1, 2, 7, 8)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 		{"bounded read may miss a recent write", []checker.Op{w(1, 1, 3, 0, 3), bounded(3, on(1, r(2, 1, 2, 5, 6)))}, map[int]int64{1: 3}, 0, 0, 0, 0, 0},
 
 		// Tenant reads under row-level security.
