@@ -302,7 +302,8 @@ func TestBaselines(t *testing.T) {
 	if got, err := rr.read(ctx, ids[0]); err != nil || got != n {
 		t.Fatalf("after the failed write: read %d, %v; want %d", got, err, n)
 	}
-	if _, err := rp.writeCaptureTx(ctx, ids[0], n+1); err != nil {
+	l, err := rp.writeCaptureTx(ctx, ids[0], n+1)
+	if err != nil {
 		t.Fatalf("a write after the failed one: %v", err)
 	}
 	// The same as a batch.
@@ -312,8 +313,10 @@ func TestBaselines(t *testing.T) {
 	if st := rp.pg.TxStatus(); st != 'I' {
 		t.Fatalf("transaction status %c after a failed batch, want I", st)
 	}
-	if got, err := rr.read(ctx, ids[0]); err != nil || got != n+1 {
-		t.Fatalf("after the failed batch: read %d, %v; want %d", got, err, n+1)
+	// The replica waits for the write before the failed batch: it must
+	// read that write's value, not the failed batch's.
+	if got, status, err := rr.waitRead(ctx, l, ids[0]); err != nil || status != "success" || got != n+1 {
+		t.Fatalf("after the failed batch: read %d (%s, %v) after waiting for %s; want %d", got, status, err, l, n+1)
 	}
 	if _, err := rp.writeCaptureTxBatch(ctx, ids[0], n+2); err != nil {
 		t.Fatalf("a batch after the failed one: %v", err)
