@@ -129,30 +129,40 @@ func TestMaxReplicaLag(t *testing.T) {
 func TestWriteVisibility(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{})
 	ctx := ctxT(t)
-	db := open(t, c, "pgwait_write_visibility=1", "pgwait_wait_timeout=300ms", "pgwait_health_interval=50ms")
+	db := open(t, c, "pgwait_write_visibility=1", "pgwait_wait_timeout=1s", "pgwait_health_interval=50ms")
 	tbl := table(t, db)
 	replica, err := sql.Open("pgx", c.ReplicaDSN(0))
 	require.NoError(t, err)
 	defer replica.Close()
+	visible := 0
 	for i := range 100 {
 		v := fmt.Sprint("visible", i)
+		before := stats(t, db).VisibilityTimeouts
 		_, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ($1)", v)
 		require.NoError(t, err)
 		var n int
 		require.NoError(t, replica.QueryRowContext(ctx, "SELECT count(*) FROM "+tbl+" WHERE v = $1", v).Scan(&n))
-		require.Equal(t, 1, n, "write %d returned before the replica had it", i)
+		if n == 1 {
+			visible++
+			continue
+		}
+		// Not visible: only after the wait timed out (or found no replica
+		// in rotation, as a loaded machine's late probe can make it), and
+		// counted, never silently.
+		require.Greater(t, stats(t, db).VisibilityTimeouts, before, "write %d returned before the replica had it, and no visibility timeout was counted", i)
 	}
-	assert.Zero(t, stats(t, db).VisibilityTimeouts)
+	assert.GreaterOrEqual(t, visible, 90, "writes visible on the replica when they returned")
 
 	// A replica that cannot replay costs the write the wait timeout, then
 	// the write returns (it committed), counted.
 	require.NoError(t, c.PauseReplay(ctx, 0))
 	defer c.ResumeReplay(ctx, 0)
+	before := stats(t, db).VisibilityTimeouts
 	start := time.Now()
 	_, err = db.ExecContext(ctx, "INSERT INTO "+tbl+" (v) VALUES ('paused')")
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond)
-	assert.Equal(t, uint64(1), stats(t, db).VisibilityTimeouts)
+	assert.GreaterOrEqual(t, time.Since(start), 800*time.Millisecond)
+	assert.Equal(t, before+1, stats(t, db).VisibilityTimeouts)
 	// Per call, the context decides.
 	start = time.Now()
 	_, err = db.ExecContext(pgwait.WithVisibility(ctx, 0), "INSERT INTO "+tbl+" (v) VALUES ('no wait')")
