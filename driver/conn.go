@@ -206,6 +206,13 @@ func (c *Conn) eject(rep *replica, why tracker.Reason) {
 	}
 }
 
+// promoted takes a replica found out of recovery out of rotation: it no
+// longer follows the primary.
+func (c *Conn) promoted(rep *replica) {
+	c.c.stats.promotions.Add(1)
+	c.eject(rep, tracker.Promoted)
+}
+
 // dropSide closes a replica connection that failed.
 func (c *Conn) dropSide(s *side) {
 	s.close()

@@ -146,9 +146,7 @@ func (c *Conn) wait(ctx context.Context, s *side, tg tracker.Target, run func(ms
 			c.c.stats.ejections.Add(1)
 		}
 	case waitNotInRecovery:
-		// Promoted: it no longer follows the primary.
-		c.c.stats.promotions.Add(1)
-		c.eject(s.rep, tracker.Promoted)
+		c.promoted(s.rep)
 		c.dropSide(s)
 	default:
 		if err == nil {

@@ -54,32 +54,27 @@ func (s *side) readReplay(rr resultReader, err error) error {
 	if err != nil {
 		return err
 	}
-	var text []byte
-	n := 0
+	var l lsn.LSN
+	var parseErr error
+	rows, null := 0, false
 	for rr.NextRow() {
 		if v := rr.Values(); len(v) == 1 {
-			text = append(text[:0], v[0]...)
-			n++
-			if v[0] == nil {
-				text = nil
+			rows++
+			if null = v[0] == nil; !null {
+				l, parseErr = lsn.ParseBytes(v[0])
 			}
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return err
 	}
-	if n != 1 {
-		return fmt.Errorf("pgwait: protocol: pg_last_wal_replay_lsn() returned %d rows", n)
+	switch {
+	case rows != 1:
+		return fmt.Errorf("pgwait: protocol: pg_last_wal_replay_lsn() returned %d rows", rows)
+	case parseErr != nil:
+		return parseErr
 	}
-	if text == nil {
-		s.observer.sawReplay(s, 0, false)
-		return nil
-	}
-	l, err := lsn.Parse(string(text))
-	if err != nil {
-		return err
-	}
-	s.observer.sawReplay(s, l, true)
+	s.observer.sawReplay(s, l, !null)
 	return nil
 }
 
@@ -103,8 +98,7 @@ func (c *Conn) wantsReplay() bool { return c.c.severalReplicas() }
 // promoted leaves the rotation; its read was served all the same.
 func (c *Conn) sawReplay(s *side, l lsn.LSN, inRecovery bool) {
 	if !inRecovery {
-		c.c.stats.promotions.Add(1)
-		c.eject(s.rep, tracker.Promoted)
+		c.promoted(s.rep)
 		return
 	}
 	c.c.track.ReplicaSaw(c.session, s.rep.index, tracker.LSN(l))
