@@ -223,28 +223,21 @@ func (c *Connector) replicaList() []*replica { return *c.reps.Load() }
 
 // hasReplicas reports whether the set has a replica not removed, or a host
 // name DNS discovery follows (whose replicas may be yet to be found).
-func (c *Connector) hasReplicas() bool {
-	if c.named.Load() > 0 {
-		return true
-	}
-	for _, r := range c.replicaList() {
-		if !r.removed.Load() {
-			return true
-		}
-	}
-	return false
-}
+func (c *Connector) hasReplicas() bool { return c.named.Load() > 0 || c.liveReplicas() > 0 }
 
 // severalReplicas reports whether the set has more than one replica not
 // removed.
-func (c *Connector) severalReplicas() bool {
+func (c *Connector) severalReplicas() bool { return c.liveReplicas() > 1 }
+
+// liveReplicas counts the replicas of the set not removed.
+func (c *Connector) liveReplicas() int {
 	n := 0
 	for _, r := range c.replicaList() {
 		if !r.removed.Load() {
 			n++
 		}
 	}
-	return n > 1
+	return n
 }
 
 // AddReplica adds a replica to the live handle, given as pgwait_replicas
