@@ -315,10 +315,7 @@ func (c *Conn) IsValid() bool {
 // ExecContext runs a statement that returns no rows.
 func (c *Conn) ExecContext(ctx context.Context, query string, named []sqldriver.NamedValue) (_ sqldriver.Result, err error) {
 	defer func() { err = poolerError(err) }()
-	values := c.execArgs[:0]
-	for _, nv := range named {
-		values = append(values, nv.Value)
-	}
+	values := appendValues(c.execArgs[:0], named)
 	c.execArgs = values[:0]
 	defer clear(values) // keep none of the caller's values alive
 	ctx, query, args, err := options(ctx, query, values)
@@ -379,11 +376,15 @@ func (c *Conn) QueryContext(ctx context.Context, query string, named []sqldriver
 // pgx.NamedArgs) rewrites the query, and a QueryExecMode runs the
 // statement in that mode (returned in ctx; modes.go).
 func arguments(ctx context.Context, query string, named []sqldriver.NamedValue) (context.Context, string, []any, error) {
-	args := make([]any, len(named))
-	for i, nv := range named {
-		args[i] = nv.Value
+	return options(ctx, query, appendValues(make([]any, 0, len(named)), named))
+}
+
+// appendValues appends the values of named to dst.
+func appendValues(dst []any, named []sqldriver.NamedValue) []any {
+	for _, nv := range named {
+		dst = append(dst, nv.Value)
 	}
-	return options(ctx, query, args)
+	return dst
 }
 
 // options applies the pgx options that lead args, as arguments says.
